@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from accounts.authentication import BearerTokenAuthentication
+from accounts.models import Attestation, Member, MemberKind, Role, Scope, SharingGroup, User
+from accounts.services import group_add_member, group_create, member_create, token_issue
+from exchange.commands import operator_actor
+
+DEMO_MEMBERS = [
+    ("demo-a", "Demo Platform A"),
+    ("demo-b", "Demo Platform B"),
+    ("demo-c", "Demo Platform C"),
+]
+EXCHANGE_ORG = ("beacon-exchange", "Beacon Exchange (operator)")
+MEMBER_SCOPES = [
+    Scope.SIGNALS_WRITE,
+    Scope.SIGNALS_READ,
+    Scope.FEEDBACK_WRITE,
+    Scope.SUBSCRIPTIONS_MANAGE,
+    Scope.AUDIT_READ,
+]
+
+
+class Command(BaseCommand):
+    help = "Seed demo members, a sharing group, staff users and one token per member. Idempotent."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        creds_path = Path(settings.VAR_DIR) / "demo-credentials.json"
+        creds: dict[str, Any] = json.loads(creds_path.read_text()) if creds_path.exists() else {}
+        actor = operator_actor("seed_demo")
+        with transaction.atomic():
+            for slug, name in DEMO_MEMBERS:
+                if not Member.objects.filter(slug=slug).exists():
+                    member_create(
+                        slug=slug,
+                        name=name,
+                        kind=MemberKind.PLATFORM,
+                        attestations=Attestation.values,
+                        activate=True,
+                        actor=actor,
+                    )
+            if not Member.objects.filter(slug=EXCHANGE_ORG[0]).exists():
+                member_create(
+                    slug=EXCHANGE_ORG[0],
+                    name=EXCHANGE_ORG[1],
+                    kind=MemberKind.EXCHANGE,
+                    attestations=Attestation.values,
+                    activate=True,
+                    actor=actor,
+                )
+            group = SharingGroup.objects.filter(slug="demo-pilot").first() or group_create(
+                slug="demo-pilot", name="Demo pilot (A and B)", actor=actor
+            )
+            for slug in ("demo-a", "demo-b"):
+                member = Member.objects.get(slug=slug)
+                if not group.members.filter(pk=member.pk).exists():
+                    group_add_member(group=group, member=member, actor=actor)
+
+            tokens = creds.setdefault("tokens", {})
+            for slug in [m[0] for m in DEMO_MEMBERS] + [EXCHANGE_ORG[0]]:
+                if not _still_valid(tokens.get(slug)):
+                    scopes = [Scope.AUDIT_READ] if slug == EXCHANGE_ORG[0] else MEMBER_SCOPES
+                    issued = token_issue(
+                        member=Member.objects.get(slug=slug),
+                        scopes=scopes,
+                        purposes=["detection", "investigation", "research"],
+                        name="demo",
+                        actor=actor,
+                    )
+                    tokens[slug] = issued.plaintext
+
+            users = creds.setdefault("users", {})
+            for username, role, member_slug in (
+                ("admin", Role.EXCHANGE_ADMIN, None),
+                ("auditor", Role.AUDITOR, EXCHANGE_ORG[0]),
+            ):
+                password = (
+                    users.get(username)
+                    or os.environ.get(f"BEACON_DEMO_{username.upper()}_PASSWORD")
+                    or secrets.token_urlsafe(12)
+                )
+                user = User.objects.filter(username=username).first() or User(username=username)
+                user.role = role
+                user.is_staff = True
+                user.is_superuser = role == Role.EXCHANGE_ADMIN
+                user.member = Member.objects.get(slug=member_slug) if member_slug else None
+                user.set_password(password)
+                user.save()
+                users[username] = password
+            _demo_subscription(creds, actor)
+        creds_path.write_text(json.dumps(creds, indent=2))
+        creds_path.chmod(0o600)
+        if opts["json"]:
+            self.stdout.write(json.dumps(creds))
+            return
+        self.stdout.write(
+            "Demo data ready (embedded back end). Credentials, also in var/demo-credentials.json:"
+        )
+        for username, password in users.items():
+            self.stdout.write(f"  admin login  {username:<8} {password}")
+        for slug, token in tokens.items():
+            self.stdout.write(f"  token        {slug:<16} {token}")
+
+
+def _still_valid(raw: str | None) -> bool:
+    if not raw:
+        return False
+    try:
+        BearerTokenAuthentication().authenticate_token(raw)
+    except Exception:  # noqa: BLE001 - any refusal means re-issue
+        return False
+    return True
+
+
+DEMO_RECEIVER = "http://127.0.0.1:8001"
+
+
+def _demo_subscription(creds: dict[str, Any], actor: Any) -> None:
+    """demo-b subscribes to the local demo receiver (``manage.py demo_receiver``), whose
+    secret is kept in the credentials file so the receiver can verify signatures."""
+    from exchange.delivery import services as delivery
+    from exchange.delivery.models import Subscription
+
+    hooks = creds.setdefault("webhooks", {})
+    member = Member.objects.get(slug="demo-b")
+    path = "/webhooks/demo-b"
+    url = DEMO_RECEIVER + path
+    known = hooks.get("demo-b") or {}
+    existing = Subscription.objects.visible().filter(member=member, url=url).first()
+    if existing is not None and known.get("id") == existing.pk and known.get("secret"):
+        return
+    if existing is None:
+        try:
+            created = delivery.subscription_create(member=member, url=url, actor=actor)
+        except delivery.InvalidRequest:
+            return  # local receivers are refused unless BEACON_ALLOW_PRIVATE_WEBHOOKS is on
+    else:
+        created = delivery.subscription_rotate_secret(
+            member=member, subscription_id=existing.pk, actor=actor
+        )
+    hooks["demo-b"] = {
+        "id": created.subscription.pk,
+        "url": url,
+        "path": path,
+        "secret": created.secret,
+    }

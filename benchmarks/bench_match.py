@@ -1,0 +1,176 @@
+"""Exact matching on PostgreSQL against a large store of mixed exact types, through the API with
+audit, in 1,000-value requests: values/s and latency percentiles, against a raw SQL ``= ANY``
+lookup of the same values in the same run, and the same requests with the audit write off.
+Also the feed: events/s when paging through every signal.
+
+    python -m benchmarks.bench_match --size full   # 1M signals
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import tempfile
+import time
+from io import StringIO
+from pathlib import Path
+
+from benchmarks.common import median, parse_args, percentile, setup_django, write_results
+
+TYPES = ["sha256", "md5", "email"]
+
+
+def _value(type_: str, i: int) -> str:
+    digest = hashlib.sha256(f"{type_}-{i}".encode()).hexdigest()
+    return digest[:32] if type_ == "md5" else digest
+
+
+def main() -> None:
+    args = parse_args(__doc__ or "", default_size=1_000_000)
+    setup_django()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    from accounts.models import Scope
+    from accounts.services import token_issue
+    from exchange.audit import Actor
+    from exchange.audit import log as audit_log
+    from signals import peppers
+    from tests.conftest import make_member
+
+    n = args.rows
+    actor = Actor.system("bench")
+    owner, reader = make_member("bench-owner"), make_member("bench-reader")
+    token = token_issue(
+        member=reader, scopes=[Scope.SIGNALS_READ], purposes=["detection"], actor=actor
+    ).plaintext
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "store.ndjson"
+        with path.open("w") as out:
+            for i in range(n):
+                type_ = TYPES[i % len(TYPES)]
+                out.write(
+                    json.dumps({"type": type_, "value": _value(type_, i), "category": "csea.csam"})
+                    + "\n"
+                )
+        call_command(
+            "import_signals", str(path), "--member", owner.slug, "--json", stdout=StringIO()
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+    rng = random.Random(7)
+    requests = max(5, min(60, n // 1000))
+    batches = []
+    for _ in range(requests):
+        items = []
+        for _ in range(1000):
+            i = rng.randrange(n * 2)  # about half the values are in the store
+            type_ = TYPES[i % len(TYPES)]
+            items.append({"type": type_, "value": _value(type_, i)})
+        batches.append(items)
+    client = Client()
+
+    def run_api() -> list[float]:
+        latencies = []
+        for items in batches:
+            start = time.perf_counter()
+            response = client.post(
+                "/api/v1/match",
+                {"purpose": "detection", "items": items},
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Bearer {token}",
+            )
+            latencies.append(time.perf_counter() - start)
+            assert response.status_code == 200, response.content[:300]
+        return latencies
+
+    def run_raw() -> list[float]:
+        latencies = []
+        for items in batches:
+            start = time.perf_counter()
+            with connection.cursor() as cursor:
+                for type_ in TYPES:
+                    values = [it["value"] for it in items if it["type"] == type_]
+                    if type_ == "email":
+                        values = [
+                            peppers.pepper(v, version)
+                            for v in values
+                            for version in peppers.peppers()
+                        ]
+                    cursor.execute(
+                        "SELECT s.id FROM signals_indicator i JOIN signals_signal s ON s.indicator_id = i.id WHERE i.type = %s AND i.value = ANY(%s)",
+                        [type_, values],
+                    )
+                    cursor.fetchall()
+            latencies.append(time.perf_counter() - start)
+        return latencies
+
+    from django.conf import settings
+
+    settings.BEACON_MATCH_THROTTLE_RATE = settings.BEACON_THROTTLE_RATE = "1000000/min"
+    run_api()  # warm caches
+    raw = run_raw()
+    with_audit = run_api()
+    original_record = audit_log.record
+    audit_log.record = lambda **kwargs: None  # type: ignore[assignment]
+    import exchange.audit as audit_pkg
+
+    try:
+        audit_pkg.record = audit_log.record  # type: ignore[attr-defined]
+        without_audit = run_api()
+    finally:
+        audit_log.record = original_record  # type: ignore[assignment]
+        audit_pkg.record = original_record  # type: ignore[attr-defined]
+
+    feed_token = token_issue(
+        member=reader, scopes=[Scope.SIGNALS_READ], purposes=["detection"], actor=actor
+    ).plaintext
+    feed_events, cursor, start = 0, None, time.perf_counter()
+    while True:
+        url = "/api/v1/feed?purpose=detection&limit=10000" + (f"&cursor={cursor}" if cursor else "")
+        body = client.get(url, HTTP_AUTHORIZATION=f"Bearer {feed_token}").json()
+        feed_events += len(body["events"])
+        cursor = body["next_cursor"]
+        if not body["more"]:
+            break
+    feed_seconds = time.perf_counter() - start
+
+    def summary(latencies: list[float]) -> dict[str, float]:
+        total = sum(latencies)
+        return {
+            "values_per_s": round(1000 * len(latencies) / total),
+            "p50_ms": round(1000 * median(latencies), 1),
+            "p99_ms": round(1000 * percentile(latencies, 99), 1),
+        }
+
+    api, no_audit, raw_sql = summary(with_audit), summary(without_audit), summary(raw)
+    write_results(
+        "match",
+        {
+            "signals": n,
+            "requests": requests,
+            "values_per_request": 1000,
+            "api_with_audit": {
+                **api,
+                "ratio_vs_raw_sql": round(api["values_per_s"] / raw_sql["values_per_s"], 3),
+                "target_values_per_s": 50_000,
+                "target_p99_ms": 150,
+            },
+            "api_without_audit": no_audit,
+            "audit_overhead": round(no_audit["values_per_s"] / api["values_per_s"] - 1, 3),
+            "raw_sql_any": raw_sql,
+            "feed": {
+                "events": feed_events,
+                "seconds": round(feed_seconds, 3),
+                "events_per_s": round(feed_events / feed_seconds),
+                "target_events_per_s": 50_000,
+            },
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Shared set-up for benchmarks: a dedicated PostgreSQL database, Django, sizes and results.
+
+Benchmarks report ratios against a baseline measured in the same run, so figures from
+different machines compare; they never gate CI on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+SIZES = {"tiny": 0.002, "small": 0.1, "full": 1.0}
+
+
+def parse_args(description: str, default_size: int) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--size",
+        default=os.environ.get("BEACON_BENCH_SIZE", "full"),
+        help="tiny, small, full, or a number of rows",
+    )
+    args = parser.parse_args()
+    args.rows = (
+        int(args.size)
+        if str(args.size).isdigit()
+        else max(1000, int(default_size * SIZES[args.size]))
+    )
+    return args
+
+
+def setup_django(database: str = "beacon_bench") -> None:
+    """Point Django at a fresh benchmark database on the local PostgreSQL and migrate it."""
+    sys.path.insert(0, str(ROOT))
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/beacon")
+    url = base.rsplit("/", 1)[0] + f"/{database}"
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("DEBUG", "1")
+    os.environ.setdefault("BEACON_VAR_DIR", str(ROOT / "var" / "bench"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings")
+    import psycopg
+
+    admin_url = base.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{database}"')
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def write_results(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": name,
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        **payload,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    print(json.dumps(payload, indent=2, default=str))
+    return path
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0

@@ -1,0 +1,77 @@
+"""The append-only, hash-chained audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from client.auditchain import GENESIS_HASH
+
+
+class AuditEvent(models.Model):
+    """One thing that happened. Written only by ``exchange.audit.record`` inside the
+    transaction of the work it records; never updated or deleted by the application."""
+
+    seq = models.BigIntegerField(unique=True)
+    at = models.DateTimeField(db_index=True)
+    actor_member = models.CharField(max_length=64, blank=True, db_index=True)
+    actor = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    purpose = models.CharField(max_length=32, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    client_ip = models.CharField(max_length=64, blank=True)
+    params_digest = models.CharField(max_length=64, blank=True)
+    result_count = models.IntegerField(default=0)
+    # {"<recipient member slug>": [signal ids]} for every signal this event disclosed.
+    disclosed = models.JSONField(default=dict, blank=True)
+    # Slugs of the members whose signals this event disclosed: their audit:read tokens see it.
+    owners = models.JSONField(default=list, blank=True)
+    target = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["seq"]
+        indexes = [
+            models.Index(fields=["actor_member", "seq"]),
+            models.Index(fields=["action", "seq"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action}"
+
+    def chained_body(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": format_at(self.at),
+            "actor_member": self.actor_member,
+            "actor": self.actor,
+            "action": self.action,
+            "purpose": self.purpose,
+            "request_id": self.request_id,
+            "client_ip": self.client_ip,
+            "params_digest": self.params_digest,
+            "result_count": self.result_count,
+            "disclosed": self.disclosed,
+            "owners": self.owners,
+            "target": self.target,
+            "details": self.details,
+        }
+
+
+class ChainHead(models.Model):
+    """The single row holding the newest ``(seq, hash)``. Locking it serialises writers, so
+    the chain stays linear under concurrent transactions."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default=GENESIS_HASH)
+
+    def __str__(self) -> str:
+        return f"head #{self.seq}"
+
+
+def format_at(value: Any) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

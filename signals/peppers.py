@@ -1,0 +1,42 @@
+"""Identifier peppers: the exchange stores ``HMAC-SHA256(pepper_vK, sha256_digest)`` only.
+
+Peppers come from ``BEACON_IDENTIFIER_PEPPERS`` (``v1:<secret>,v2:<secret>``) or its ``_FILE``,
+never from the database, so a stolen database alone cannot be enumerated by hashing candidate
+identifiers. Every listed version is active for matching; the highest is used for writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+
+@lru_cache(maxsize=8)
+def _parse(raw: str) -> dict[int, bytes]:
+    peppers: dict[int, bytes] = {}
+    for part in (p.strip() for p in raw.split(",") if p.strip()):
+        version, sep, secret = part.partition(":")
+        if not sep or not version.startswith("v") or not version[1:].isdigit() or len(secret) < 16:
+            raise ImproperlyConfigured(
+                "BEACON_IDENTIFIER_PEPPERS must look like 'v1:<secret of 16+ chars>,v2:…'"
+            )
+        peppers[int(version[1:])] = secret.encode()
+    if not peppers:
+        raise ImproperlyConfigured("BEACON_IDENTIFIER_PEPPERS is not set")
+    return peppers
+
+
+def peppers() -> dict[int, bytes]:
+    return _parse(settings.BEACON_IDENTIFIER_PEPPERS)
+
+
+def write_version() -> int:
+    return max(peppers())
+
+
+def pepper(digest_hex: str, version: int) -> str:
+    return hmac.new(peppers()[version], bytes.fromhex(digest_hex), hashlib.sha256).hexdigest()

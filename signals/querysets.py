@@ -1,0 +1,41 @@
+"""Row-set logic for signals. ``visible_to`` is the only way member-facing code reads signals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import models
+
+from exchange import policy
+
+
+class SignalQuerySet(models.QuerySet[Any]):
+    def visible_to(self, member: Any, purpose: str, *, include_own: bool = True) -> SignalQuerySet:
+        """Signals ``member`` may see for ``purpose``: its own (any status) and other members'
+        live signals the policy lets it receive. Purpose rule 5 (research: aggregates only) is
+        applied by the services that turn rows into answers."""
+        from signals.models import Category
+
+        group_ids = list(member.sharing_groups.values_list("pk", flat=True))
+        codes = policy.receivable_categories(member, Category.objects.all())
+        category_ids = list(Category.objects.filter(code__in=codes).values_list("pk", flat=True))
+        return self.filter(
+            policy.visible_q(
+                member, group_ids=group_ids, category_ids=category_ids, include_own=include_own
+            )
+        )
+
+    def live(self, at: datetime | None = None) -> SignalQuerySet:
+        return self.filter(policy.live_q(at))
+
+
+def receiving_context(member: Any) -> tuple[set[Any], set[Any]]:
+    """The ids of the groups ``member`` is in and of the categories it may receive."""
+    from signals.models import Category
+
+    categories = list(Category.objects.only("pk", "code", "required_attestations"))
+    codes = policy.receivable_categories(member, categories)
+    return set(member.sharing_groups.values_list("pk", flat=True)), {
+        c.pk for c in categories if c.code in codes
+    }

@@ -1,0 +1,849 @@
+"""Signal workflows: submit, list, get, update, retract, match, text match and the feed.
+
+Each validates, writes, audits and schedules fan-out in one transaction. Member-facing reads
+start from ``Signal.objects.visible_to`` — nothing here reads signals any other way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from accounts.models import Member, SharingGroup
+from client.auditchain import canonical_json
+from exchange import audit, policy, sequences
+from exchange.audit import Actor, AuditAction
+from exchange.delivery import outbox
+from exchange.delivery.models import OutboxEvent
+from signals import bulk, types
+from signals.models import (
+    AudienceKind,
+    Category,
+    Disclosure,
+    Indicator,
+    Severity,
+    Signal,
+    SignalStatus,
+    Tlp,
+    audience_fields,
+)
+from signals.querysets import receiving_context
+from signals.serialization import feedback_totals, signal_out, tombstone_out
+from signals.types.base import Canonical, TypeValueError
+
+ITEM_FIELDS = frozenset(
+    {
+        "type",
+        "value",
+        "category",
+        "audience",
+        "confidence",
+        "severity",
+        "tlp",
+        "tags",
+        "expires_at",
+        "external_id",
+        "lang",
+        "quality",
+    }
+)
+MATCH_FIELDS = frozenset({"type", "value", "max_distance", "lang", "quality"})
+MAX_TAGS = 20
+SEVERITIES = frozenset(Severity.values)
+TLPS = frozenset(Tlp.values)
+MAX_TAG_CHARS = 64
+
+
+class ItemErrors(Exception):
+    """Some items are invalid; nothing was written. ``errors`` lists each as {index, field, detail}."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len({e['index'] for e in errors})} items are invalid")
+        self.errors = errors
+
+
+class NotFound(Exception):
+    """The signal does not exist for this member (or it may not see it)."""
+
+
+class PurposeNotAllowed(Exception):
+    """The purpose cannot be used for this read (research reads return aggregates only)."""
+
+
+@dataclass
+class ParsedItem:
+    index: int
+    type: types.SignalType
+    canonical: Canonical
+    category: Category
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SubmitResult:
+    created: int
+    updated: int
+    signals: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"created": self.created, "updated": self.updated, "signals": self.signals}
+
+
+# -- validation -----------------------------------------------------------------------------
+class _Lookups:
+    """Categories and audiences resolved once per batch."""
+
+    def __init__(self, member: Member) -> None:
+        self.member = member
+        self.categories = {c.code: c for c in Category.objects.filter(active=True)}
+        self.groups: dict[str, SharingGroup | None] = {}
+        self.member_slugs: set[str] | None = None
+
+    def group(self, slug: str) -> SharingGroup | None:
+        if slug not in self.groups:
+            self.groups[slug] = SharingGroup.objects.filter(slug=slug, members=self.member).first()
+        return self.groups[slug]
+
+    def known_members(self) -> set[str]:
+        if self.member_slugs is None:
+            self.member_slugs = set(Member.objects.values_list("slug", flat=True))
+        return self.member_slugs
+
+
+def _err(index: int, field_: str, detail: str) -> dict[str, Any]:
+    return {"index": index, "field": field_, "detail": detail}
+
+
+def _item_type(
+    item: dict[str, Any], index: int, allowed: frozenset[str], errors: list[dict[str, Any]]
+) -> types.SignalType | None:
+    """Check an item's fields and resolve its type, adding an error for each problem."""
+    unknown = sorted(set(item) - allowed)
+    if unknown:
+        errors.append(_err(index, unknown[0], f"unknown field(s): {', '.join(unknown)}"))
+    type_ = types.get(item.get("type"))
+    if type_ is None:
+        errors.append(
+            _err(index, "type", f"unknown type {item.get('type')!r}; see GET /api/v1/signal-types")
+        )
+    return type_
+
+
+def _parse_audience(
+    raw: Any, lookups: _Lookups, index: int, errors: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    if raw in (None, "", "all"):
+        return audience_fields(AudienceKind.ALL, None, [])
+    if not isinstance(raw, str):
+        errors.append(
+            _err(
+                index,
+                "audience",
+                "audience must be 'all', 'group:<slug>' or 'members:<slug>,<slug>'",
+            )
+        )
+        return None
+    kind, _, rest = raw.partition(":")
+    if kind == "group" and rest:
+        group = lookups.group(rest)
+        if group is None:
+            errors.append(_err(index, "audience", f"you are not in a sharing group {rest!r}"))
+            return None
+        return audience_fields(AudienceKind.GROUP, group, [])
+    if kind == "members" and rest:
+        slugs = [s.strip() for s in rest.split(",") if s.strip()]
+        unknown = sorted(set(slugs) - lookups.known_members())
+        if not slugs or unknown:
+            errors.append(
+                _err(index, "audience", f"unknown members: {', '.join(unknown) or '(none named)'}")
+            )
+            return None
+        return audience_fields(AudienceKind.MEMBERS, None, slugs)
+    errors.append(
+        _err(index, "audience", "audience must be 'all', 'group:<slug>' or 'members:<slug>,<slug>'")
+    )
+    return None
+
+
+def _parse_expiry(
+    raw: Any, category: Category | None, index: int, errors: list[dict[str, Any]], now: datetime
+) -> datetime | None:
+    if raw in (None, ""):
+        if category is not None and category.default_ttl_days:
+            return now + timedelta(days=category.default_ttl_days)
+        return None
+    value = parse_datetime(raw) if isinstance(raw, str) else None
+    if value is None or value.tzinfo is None:
+        errors.append(
+            _err(index, "expires_at", "expires_at must be an ISO 8601 date-time with a time zone")
+        )
+        return None
+    if value <= now:
+        errors.append(_err(index, "expires_at", "expires_at must be in the future"))
+        return None
+    return value
+
+
+def _int_in(raw: Any, lo: int, hi: int) -> bool:
+    return isinstance(raw, int) and not isinstance(raw, bool) and lo <= raw <= hi
+
+
+def parse_items(member: Member, items: Any, *, lookups: _Lookups | None = None) -> list[ParsedItem]:
+    """Validate every item before anything is written. Raises ``ItemErrors`` listing every bad
+    item by index and field."""
+    if not isinstance(items, list) or not items:
+        raise ItemErrors([_err(-1, "items", "send a non-empty list of items")])
+    lookups = lookups or _Lookups(member)
+    now = timezone.now()
+    errors: list[dict[str, Any]] = []
+    parsed: list[ParsedItem] = []
+    for index, item in enumerate(items):
+        before = len(errors)
+        if not isinstance(item, dict):
+            errors.append(_err(index, "", "each item must be a JSON object"))
+            continue
+        type_ = _item_type(item, index, ITEM_FIELDS, errors)
+        canonical = None
+        if type_ is not None:
+            try:
+                canonical = type_.canonical(item)
+            except TypeValueError as exc:
+                errors.append(_err(index, exc.field, exc.detail))
+        category = lookups.categories.get(str(item.get("category")))
+        if category is None:
+            errors.append(
+                _err(
+                    index,
+                    "category",
+                    f"unknown category {item.get('category')!r}; see GET /api/v1/categories",
+                )
+            )
+        audience = _parse_audience(item.get("audience"), lookups, index, errors)
+        confidence = item.get("confidence", 50)
+        if not _int_in(confidence, 0, 100):
+            errors.append(_err(index, "confidence", "confidence must be an integer from 0 to 100"))
+        severity = item.get("severity", Severity.MEDIUM)
+        if severity not in SEVERITIES:
+            errors.append(
+                _err(index, "severity", f"severity must be one of {', '.join(Severity.values)}")
+            )
+        tlp = item.get("tlp", Tlp.AMBER)
+        if tlp not in TLPS:
+            errors.append(_err(index, "tlp", f"tlp must be one of {', '.join(Tlp.values)}"))
+        tags = item.get("tags", [])
+        if (
+            not isinstance(tags, list)
+            or len(tags) > MAX_TAGS
+            or not all(isinstance(t, str) and 0 < len(t) <= MAX_TAG_CHARS for t in tags)
+        ):
+            errors.append(
+                _err(
+                    index,
+                    "tags",
+                    f"tags must be a list of at most {MAX_TAGS} strings of 1-{MAX_TAG_CHARS} characters",
+                )
+            )
+        external_id = item.get("external_id", "")
+        if not isinstance(external_id, str) or len(external_id) > 200:
+            errors.append(
+                _err(index, "external_id", "external_id must be a string of at most 200 characters")
+            )
+        expires_at = _parse_expiry(item.get("expires_at"), category, index, errors, now)
+        if (
+            len(errors) == before
+            and type_ is not None
+            and canonical is not None
+            and category is not None
+            and audience is not None
+        ):
+            parsed.append(
+                ParsedItem(
+                    index=index,
+                    type=type_,
+                    canonical=canonical,
+                    category=category,
+                    fields={
+                        **audience,
+                        "confidence": confidence,
+                        "severity": severity,
+                        "tlp": tlp,
+                        "tags": list(dict.fromkeys(tags)),
+                        "external_id": external_id,
+                        "expires_at": expires_at,
+                        "quality": canonical.extra.get("quality"),
+                        "lang": canonical.extra.get("lang") or "",
+                    },
+                )
+            )
+    if errors:
+        raise ItemErrors(errors)
+    return parsed
+
+
+# -- submit ---------------------------------------------------------------------------------
+@transaction.atomic
+def signal_submit(
+    *, member: Member, items: Any, actor: Actor, action: AuditAction = AuditAction.SIGNAL_SUBMIT
+) -> SubmitResult:
+    """Upsert a batch all-or-nothing: any invalid item raises ``ItemErrors`` and nothing is
+    written. One signal per (indicator, owner); later items in a batch win over earlier ones."""
+    policy.check_can_submit(member=member)
+    parsed = parse_items(member, items)
+    written = bulk.write(member=member, parsed=parsed)
+    answers = []
+    for item, indicator_id in zip(parsed, written.indicator_ids, strict=True):
+        signal_id, new = written.signals[indicator_id]
+        answers.append(
+            {
+                "id": signal_id,
+                "type": item.type.name,
+                "indicator_id": indicator_id,
+                "status": "created" if new else "updated",
+            }
+        )
+    outbox.add(event=OutboxEvent.SIGNAL_UPSERTED, seq_from=written.seq_from, seq_to=written.seq_to)
+    audit.record(
+        actor=actor,
+        action=action,
+        params=_items_digest_source(items),
+        result_count=len(written.signals),
+        details={
+            "created": written.created,
+            "updated": written.updated,
+            "seq_from": written.seq_from,
+            "seq_to": written.seq_to,
+        },
+    )
+    return SubmitResult(created=written.created, updated=written.updated, signals=answers)
+
+
+def _items_digest_source(items: Any) -> str:
+    # The audit keeps a digest of what was asked, never the values themselves.
+    return hashlib.sha256(canonical_json(items).encode()).hexdigest()
+
+
+def signal_reannounce(*, queryset: Any) -> int:
+    """Give every live signal in ``queryset`` a new feed seq and fan it out again, because who
+    may see it changed (a member left its sharing group, a member's categories changed). The
+    feed and fan-out then send tombstones to members that received it and may no longer see it.
+    Call inside the transaction that made the change."""
+    ids = list(queryset.filter(policy.live_q()).order_by("pk").values_list("pk", flat=True))
+    if not ids:
+        return 0
+    start = sequences.allocate(sequences.FEED, len(ids))
+    now = timezone.now()
+    rows = [Signal(pk=pk, seq=start + i, updated_at=now) for i, pk in enumerate(ids)]
+    Signal.objects.bulk_update(rows, ["seq", "updated_at"], batch_size=1000)
+    outbox.add(event=OutboxEvent.SIGNAL_UPSERTED, seq_from=start, seq_to=start + len(ids) - 1)
+    return len(ids)
+
+
+# -- reads ----------------------------------------------------------------------------------
+def record_disclosures(*, member_id: int, signal_ids: list[int], channel: str) -> None:
+    """Remember that these signals reached this member (first time only). Tombstones later go
+    to exactly the members recorded here."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO signals_disclosure (member_id, signal_id, channel, first_at) "
+                "SELECT %s, unnest(%s::bigint[]), %s, now() ON CONFLICT DO NOTHING",
+                [member_id, signal_ids, channel],
+            )
+        return
+    Disclosure.objects.bulk_create(
+        [Disclosure(member_id=member_id, signal_id=sid, channel=channel) for sid in signal_ids],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
+
+
+def _disclose(
+    member: Member, signals: Iterable[Signal], channel: str
+) -> tuple[dict[str, list[int]], set[str]]:
+    """Record first disclosures of other members' signals; return the audit's view of them."""
+    others = [s for s in signals if s.owner_id != member.pk]
+    ids = sorted({s.pk for s in others})
+    if ids:
+        record_disclosures(member_id=member.pk, signal_ids=ids, channel=channel)
+    return ({member.slug: ids} if ids else {}), {s.owner.slug for s in others}
+
+
+def _base(member: Member, purpose: str) -> Any:
+    return Signal.objects.visible_to(member, purpose).select_related(
+        "indicator", "owner", "category"
+    )
+
+
+@transaction.atomic
+def signal_get(*, member: Member, purpose: str, signal_id: int, actor: Actor) -> dict[str, Any]:
+    signal = _base(member, purpose).filter(pk=signal_id).first()
+    if signal is None:
+        raise NotFound()
+    disclosed, owners = _disclose(member, [signal], "get")
+    audit.record(
+        actor=actor,
+        action=AuditAction.SIGNAL_GET,
+        purpose=purpose,
+        target=f"signal:{signal.pk}",
+        result_count=1,
+        disclosed=disclosed,
+        owners=owners,
+    )
+    body = signal_out(
+        signal, viewer_id=member.pk, feedback=feedback_totals([signal.pk]).get(signal.pk)
+    )
+    if not policy.discloses_values(purpose):
+        body["value"] = None
+    return body
+
+
+@transaction.atomic
+def signal_list(
+    *,
+    member: Member,
+    actor: Actor,
+    after_id: int = 0,
+    limit: int = 100,
+    filters: dict[str, str] | None = None,
+) -> tuple[list[dict[str, Any]], int | None]:
+    """The member's own signals, oldest first, with feedback totals."""
+    qs = (
+        Signal.objects.filter(owner=member, pk__gt=after_id)
+        .select_related("indicator", "owner", "category")
+        .order_by("pk")
+    )
+    filters = filters or {}
+    if filters.get("type"):
+        qs = qs.filter(indicator__type=filters["type"])
+    if filters.get("category"):
+        qs = qs.filter(category__code=filters["category"])
+    if filters.get("status"):
+        qs = qs.filter(status=filters["status"])
+    rows = list(qs[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    totals = feedback_totals(s.pk for s in rows)
+    audit.record(
+        actor=actor, action=AuditAction.SIGNAL_LIST, params=filters, result_count=len(rows)
+    )
+    return [signal_out(s, viewer_id=member.pk, feedback=totals.get(s.pk)) for s in rows], (
+        rows[-1].pk if more else None
+    )
+
+
+def _own_signal(member: Member, signal_id: int) -> Signal:
+    signal = Signal.objects.select_for_update().filter(pk=signal_id, owner=member).first()
+    if signal is None:
+        raise NotFound()
+    return signal
+
+
+UPDATABLE = {"category", "tags", "confidence", "severity", "audience", "expires_at", "tlp"}
+
+
+@transaction.atomic
+def signal_update(*, member: Member, signal_id: int, changes: Any, actor: Actor) -> dict[str, Any]:
+    """The owner changes category, tags, confidence, severity, audience, TLP or expiry."""
+    signal = _own_signal(member, signal_id)
+    if not isinstance(changes, dict) or not changes:
+        raise ItemErrors([_err(0, "", "send a JSON object with the fields to change")])
+    unknown = sorted(set(changes) - UPDATABLE)
+    if unknown:
+        raise ItemErrors(
+            [_err(0, unknown[0], f"these fields cannot be changed: {', '.join(unknown)}")]
+        )
+    item = {
+        "type": signal.indicator.type,
+        # Identifier values are stored peppered; any well-formed digest re-validates the rest.
+        "value": "0" * 64 if signal.indicator.key_version is not None else signal.indicator.value,
+        "category": signal.category.code,
+        "audience": signal.audience,
+        "confidence": signal.confidence,
+        "severity": signal.severity,
+        "tlp": signal.tlp,
+        "tags": signal.tags,
+        **({"quality": signal.quality} if signal.quality is not None else {}),
+        **({"lang": signal.lang} if signal.lang else {}),
+        **changes,
+    }
+    parsed = parse_items(member, [item])[0]
+    fields = dict(parsed.fields)
+    if "expires_at" not in changes:
+        fields["expires_at"] = signal.expires_at
+    for name in (
+        "audience",
+        "audience_kind",
+        "audience_group",
+        "audience_members",
+        "confidence",
+        "severity",
+        "tlp",
+        "tags",
+        "expires_at",
+    ):
+        setattr(signal, name, fields[name])
+    signal.category = parsed.category
+    signal.seq = sequences.allocate(sequences.FEED)
+    signal.updated_at = timezone.now()
+    signal.save()
+    outbox.add(event=OutboxEvent.SIGNAL_UPSERTED, seq_from=signal.seq, seq_to=signal.seq)
+    audit.record(
+        actor=actor,
+        action=AuditAction.SIGNAL_UPDATE,
+        target=f"signal:{signal.pk}",
+        params=changes,
+        result_count=1,
+        details={"fields": sorted(changes)},
+    )
+    return signal_out(
+        signal, viewer_id=member.pk, feedback=feedback_totals([signal.pk]).get(signal.pk)
+    )
+
+
+@transaction.atomic
+def signal_retract(*, signal: Signal, reason: str, actor: Actor) -> Signal:
+    """Retract a signal (owner, or an exchange admin after an appeal). A tombstone reaches every
+    member it was disclosed to, by feed and by webhook."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ItemErrors(
+            [_err(0, "reason", "a retraction needs a reason, e.g. 'user appeal upheld'")]
+        )
+    if len(reason) > 500:
+        raise ItemErrors([_err(0, "reason", "the reason is at most 500 characters")])
+    now = timezone.now()
+    signal.status = SignalStatus.RETRACTED
+    signal.retracted_at = now
+    signal.retract_reason = reason
+    signal.updated_at = now
+    signal.seq = sequences.allocate(sequences.FEED)
+    signal.save(update_fields=["status", "retracted_at", "retract_reason", "updated_at", "seq"])
+    outbox.add(event=OutboxEvent.SIGNAL_RETRACTED, seq_from=signal.seq, seq_to=signal.seq)
+    audit.record(
+        actor=actor,
+        action=AuditAction.SIGNAL_RETRACT,
+        target=f"signal:{signal.pk}",
+        result_count=1,
+        # The reason and who retracted feed the transparency report's retraction figures.
+        details={
+            "owner": signal.owner.slug,
+            "by": "owner"
+            if actor.member is not None and actor.member.pk == signal.owner_id
+            else "exchange",
+            "reason": reason,
+            "category": signal.category.code,
+        },
+        owners={signal.owner.slug},
+    )
+    return signal
+
+
+@transaction.atomic
+def signal_retract_own(*, member: Member, signal_id: int, reason: str, actor: Actor) -> Signal:
+    return signal_retract(signal=_own_signal(member, signal_id), reason=reason, actor=actor)
+
+
+# -- matching -------------------------------------------------------------------------------
+def _parse_match_items(items: Any) -> list[tuple[int, types.SignalType, Canonical, dict[str, Any]]]:
+    if not isinstance(items, list) or not items:
+        raise ItemErrors([_err(-1, "items", "send a non-empty list of items")])
+    errors: list[dict[str, Any]] = []
+    parsed = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors.append(_err(index, "", "each item must be a JSON object"))
+            continue
+        before = len(errors)
+        type_ = _item_type(item, index, MATCH_FIELDS, errors)
+        if type_ is None or len(errors) > before:
+            continue
+        try:
+            canonical = type_.canonical(item)
+            options: dict[str, Any] = {}
+            if type_.match_kind == "hamming":
+                from signals.types.pdq import max_distance
+
+                options["max_distance"] = max_distance(item)
+            elif "max_distance" in item:
+                raise TypeValueError(
+                    f"max_distance applies only to perceptual hashes, not {type_.name}",
+                    field="max_distance",
+                )
+        except TypeValueError as exc:
+            errors.append(_err(index, exc.field, exc.detail))
+            continue
+        parsed.append((index, type_, canonical, options))
+    if errors:
+        raise ItemErrors(errors)
+    return parsed
+
+
+def _match_signal_out(
+    signal: Signal, viewer_id: Any, totals: dict[int, dict[str, int]]
+) -> dict[str, Any]:
+    return {
+        "id": signal.pk,
+        "type": signal.indicator.type,
+        "owner": signal.owner.slug
+        if signal.owner_id == viewer_id
+        else ("anonymous" if signal.owner.attribution == "anonymous" else signal.owner.slug),
+        "category": signal.category.code,
+        "confidence": signal.confidence,
+        "severity": signal.severity,
+        "tlp": signal.tlp,
+        "tags": signal.tags,
+        "created_at": signal.created_at,
+        "expires_at": signal.expires_at,
+        "bundle_id": str(signal.bundle_id) if signal.bundle_id else None,
+        "feedback": totals.get(signal.pk, {}),
+    }
+
+
+@transaction.atomic
+def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> dict[str, Any]:
+    """Match a member's values against every live signal it may see. Exact types take one set
+    lookup per type; PDQ goes through the PDQ index. ``research`` answers aggregates only."""
+    from signals.matching import hamming as hamming_index
+
+    parsed = _parse_match_items(items)
+    # (item index) -> [(indicator_id, distance | None)]
+    hits: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
+    by_type: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    hamming: list[tuple[int, types.SignalType, Canonical, dict[str, Any]]] = []
+    for index, type_, canonical, options in parsed:
+        if type_.match_kind == "hamming":
+            hamming.append((index, type_, canonical, options))
+            continue
+        for value in type_.lookup_values(canonical):
+            by_type[type_.name][value].append(index)
+    indicator_ids: set[int] = set()
+    for type_name, values in by_type.items():
+        value_list = list(values)
+        for start in range(0, len(value_list), 5000):
+            for ind_id, value in Indicator.objects.filter(
+                type=type_name, value__in=value_list[start : start + 5000]
+            ).values_list("pk", "value"):
+                indicator_ids.add(ind_id)
+                for index in values[value]:
+                    hits[index].append((ind_id, None))
+    for index, ind_id, distance in hamming_index.hamming_matches(hamming):
+        hits[index].append((ind_id, distance))
+        indicator_ids.add(ind_id)
+
+    signals_by_indicator: dict[int, list[Signal]] = defaultdict(list)
+    ids = sorted(indicator_ids)
+    for start in range(0, len(ids), 5000):
+        for signal in (
+            _base(member, purpose).live().filter(indicator_id__in=ids[start : start + 5000])
+        ):
+            signals_by_indicator[signal.indicator_id].append(signal)
+    matched: dict[int, Signal] = {s.pk: s for group in signals_by_indicator.values() for s in group}
+
+    if not policy.discloses_values(purpose):
+        by_category: dict[str, int] = defaultdict(int)
+        for s in matched.values():
+            by_category[s.category.code] += 1
+        items_matched = sum(
+            1
+            for index, _, _, _ in parsed
+            if any(signals_by_indicator.get(i) for i, _ in hits.get(index, []))
+        )
+        audit.record(
+            actor=actor,
+            action=AuditAction.SIGNAL_MATCH,
+            purpose=purpose,
+            params=_items_digest_source(items),
+            result_count=len(matched),
+            details={"items": len(parsed), "items_matched": items_matched},
+        )
+        return {
+            "aggregate": {
+                "items": len(parsed),
+                "items_matched": items_matched,
+                "signals_matched": len(matched),
+                "by_category": dict(sorted(by_category.items())),
+            }
+        }
+
+    totals = feedback_totals(matched)
+    results = []
+    for index, _, _, _ in parsed:
+        matches = []
+        for ind_id, dist in sorted(hits.get(index, []), key=lambda h: (h[1] or 0, h[0])):
+            visible = signals_by_indicator.get(ind_id)
+            if not visible:
+                continue
+            entry: dict[str, Any] = {
+                "indicator_id": ind_id,
+                "signals": [
+                    _match_signal_out(s, member.pk, totals)
+                    for s in sorted(visible, key=lambda s: s.pk)
+                ],
+            }
+            if dist is not None:
+                entry["distance"] = dist
+            matches.append(entry)
+        results.append({"index": index, "matches": matches})
+    disclosed, owners = _disclose(member, matched.values(), "match")
+    audit.record(
+        actor=actor,
+        action=AuditAction.SIGNAL_MATCH,
+        purpose=purpose,
+        params=_items_digest_source(items),
+        result_count=len(matched),
+        disclosed=disclosed,
+        owners=owners,
+        details={
+            "items": len(parsed),
+            "items_matched": sum(1 for r in results if r["matches"]),
+        },
+    )
+    return {"results": results}
+
+
+@transaction.atomic
+def signal_match_text(
+    *, member: Member, purpose: str, text: Any, lang: Any, actor: Actor
+) -> dict[str, Any]:
+    """The shared keywords that occur in ``text``, with character spans in the original text."""
+    from signals.matching import keywords
+
+    if not isinstance(text, str) or not text.strip():
+        raise ItemErrors([_err(0, "text", "text must be a non-empty string")])
+    if len(text) > settings.BEACON_MAX_TEXT_CHARS:
+        raise ItemErrors(
+            [_err(0, "text", f"text is at most {settings.BEACON_MAX_TEXT_CHARS} characters")]
+        )
+    if lang is not None and not isinstance(lang, str):
+        raise ItemErrors([_err(0, "lang", "lang must be a BCP-47 language tag")])
+    occurrences = keywords.find(text)
+    ids = sorted({o.indicator_id for o in occurrences})
+    visible: dict[int, list[Signal]] = defaultdict(list)
+    for start in range(0, len(ids), 5000):
+        for s in _base(member, purpose).live().filter(indicator_id__in=ids[start : start + 5000]):
+            if not lang or not s.lang or s.lang.split("-")[0] == str(lang).lower().split("-")[0]:
+                visible[s.indicator_id].append(s)
+    matched = {s.pk: s for group in visible.values() for s in group}
+    if not policy.discloses_values(purpose):
+        audit.record(
+            actor=actor,
+            action=AuditAction.SIGNAL_MATCH_TEXT,
+            purpose=purpose,
+            params={"chars": len(text)},
+            result_count=len(matched),
+        )
+        return {
+            "aggregate": {
+                "keywords_matched": len(
+                    {o.indicator_id for o in occurrences if visible.get(o.indicator_id)}
+                ),
+                "signals_matched": len(matched),
+            }
+        }
+    totals = feedback_totals(matched)
+    results = [
+        {
+            "keyword": o.keyword,
+            "indicator_id": o.indicator_id,
+            "start": o.start,
+            "end": o.end,
+            "signals": [
+                _match_signal_out(s, member.pk, totals)
+                for s in sorted(visible[o.indicator_id], key=lambda s: s.pk)
+            ],
+        }
+        for o in occurrences
+        if visible.get(o.indicator_id)
+    ]
+    disclosed, owners = _disclose(member, matched.values(), "match")
+    audit.record(
+        actor=actor,
+        action=AuditAction.SIGNAL_MATCH_TEXT,
+        purpose=purpose,
+        params={"sha256": hashlib.sha256(text.encode()).hexdigest()},
+        result_count=len(matched),
+        disclosed=disclosed,
+        owners=owners,
+    )
+    return {"matches": results}
+
+
+# -- the feed -------------------------------------------------------------------------------
+@dataclass
+class FeedPage:
+    events: list[dict[str, Any]]
+    next_cursor: dict[str, Any]
+    more: bool
+
+
+@transaction.atomic
+def signal_feed(
+    *, member: Member, purpose: str, cursor: dict[str, Any] | None, limit: int, actor: Actor
+) -> FeedPage:
+    """Every change visible to ``member`` after the cursor, in seq order: ``upsert`` for signals
+    it may see now, ``delete`` for signals it was given before and may no longer see
+    (retracted, expired, out of its audience). Without a cursor it replays every live signal."""
+    if not policy.discloses_values(purpose):
+        raise PurposeNotAllowed(
+            "The research purpose returns aggregates only; the feed discloses signals."
+        )
+    if cursor is None:
+        cursor = {"after": 0, "replay": sequences.current(sequences.FEED), "m": member.pk}
+    after, replay_until = int(cursor.get("after", 0)), int(cursor.get("replay", 0))
+    group_ids, category_ids = receiving_context(member)
+    visible = (
+        policy.visible_q(member, group_ids=group_ids, category_ids=category_ids) & policy.live_q()
+    )
+    given = Q(pk__in=Disclosure.objects.filter(member=member).values("signal_id"))
+    rows = list(
+        Signal.objects.filter(seq__gt=after)
+        .filter(visible | given | Q(owner_id=member.pk))
+        .select_related("indicator", "owner", "category")
+        .order_by("seq")[: limit + 1]
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    now = timezone.now()
+    upserts: list[Signal] = []
+    events: list[dict[str, Any]] = []
+    for s in rows:
+        live_for_member = policy.is_live(s, now) and (
+            s.owner_id == member.pk
+            or policy.may_receive(member, s, group_ids=group_ids, category_ids=category_ids, at=now)
+        )
+        if live_for_member:
+            upserts.append(s)
+            events.append({"seq": s.seq, "op": "upsert", "signal": s})
+        elif s.seq > replay_until:
+            events.append({"seq": s.seq, "op": "delete", "signal": tombstone_out(s)})
+    totals = feedback_totals(s.pk for s in upserts)
+    for event in events:
+        if event["op"] == "upsert":
+            s = event["signal"]
+            event["signal"] = signal_out(s, viewer_id=member.pk, feedback=totals.get(s.pk))
+    disclosed, owners = _disclose(member, upserts, "feed")
+    last = rows[-1].seq if rows else after
+    audit.record(
+        actor=actor,
+        action=AuditAction.SIGNAL_FEED,
+        purpose=purpose,
+        params={"after": after, "limit": limit},
+        result_count=len(events),
+        disclosed=disclosed,
+        owners=owners,
+    )
+    return FeedPage(
+        events=events,
+        next_cursor={"after": last, "replay": replay_until, "m": member.pk},
+        more=more,
+    )
