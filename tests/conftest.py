@@ -12,11 +12,23 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db.backends.signals import connection_created
 from rest_framework.test import APIClient
 
 from accounts.models import Attestation, Member, MemberKind, Role, Scope, SharingGroup, User
 from accounts.services import group_create, member_create, member_suspend, token_issue
 from exchange.audit import Actor
+
+
+def _allow_test_flush(sender: Any, connection: Any, **kwargs: Any) -> None:
+    """Transactional tests empty the database with TRUNCATE, which the audit table's
+    append-only trigger refuses unless this session setting is on (tests only)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET beacon.audit_flush = 'on'")
+
+
+connection_created.connect(_allow_test_flush, dispatch_uid="beacon-test-audit-flush")
 
 ALL_SCOPES = [s.value for s in Scope]
 ALL_PURPOSES = ["detection", "investigation", "research"]

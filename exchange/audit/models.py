@@ -9,6 +9,24 @@ from django.db import models
 from client.auditchain import GENESIS_HASH
 
 
+class AppendOnlyError(Exception):
+    """The audit log is append-only: the application never updates or deletes an event."""
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("audit events are never updated")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("audit events are never deleted")
+
+    def bulk_update(self, *args: Any, **kwargs: Any) -> int:
+        raise AppendOnlyError("audit events are never updated")
+
+    def update_or_create(self, *args: Any, **kwargs: Any) -> Any:
+        raise AppendOnlyError("audit events are never updated")
+
+
 class AuditEvent(models.Model):
     """One thing that happened. Written only by ``exchange.audit.record`` inside the
     transaction of the work it records; never updated or deleted by the application."""
@@ -32,6 +50,8 @@ class AuditEvent(models.Model):
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 
+    objects = AuditEventQuerySet.as_manager()
+
     class Meta:
         ordering = ["seq"]
         indexes = [
@@ -41,6 +61,14 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.action}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding or not kwargs.get("force_insert"):
+            raise AppendOnlyError("audit events are only ever inserted, by audit.record()")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("audit events are never deleted")
 
     def chained_body(self) -> dict[str, Any]:
         return {
