@@ -606,6 +606,17 @@ def _match_signal_out(
         "expires_at": signal.expires_at,
         "bundle_id": str(signal.bundle_id) if signal.bundle_id else None,
         "feedback": totals.get(signal.pk, {}),
+        **_quality_out(signal),
+    }
+
+
+def _quality_out(signal: Signal) -> dict[str, Any]:
+    """Perceptual hashes carry their quality; one below the floor is flagged, never hidden."""
+    if signal.quality is None:
+        return {}
+    return {
+        "quality": signal.quality,
+        "low_quality": signal.quality < settings.BEACON_PDQ_QUALITY_FLOOR,
     }
 
 
@@ -677,7 +688,7 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
 
     totals = feedback_totals(matched)
     results = []
-    for index, _, _, _ in parsed:
+    for index, _, canonical, _ in parsed:
         matches = []
         for ind_id, dist in sorted(hits.get(index, []), key=lambda h: (h[1] or 0, h[0])):
             visible = signals_by_indicator.get(ind_id)
@@ -693,7 +704,11 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
             if dist is not None:
                 entry["distance"] = dist
             matches.append(entry)
-        results.append({"index": index, "matches": matches})
+        result: dict[str, Any] = {"index": index, "matches": matches}
+        query_quality = canonical.extra.get("quality")
+        if query_quality is not None:
+            result["low_quality"] = query_quality < settings.BEACON_PDQ_QUALITY_FLOOR
+        results.append(result)
     disclosed, owners = _disclose(member, matched.values(), "match")
     audit.record(
         actor=actor,

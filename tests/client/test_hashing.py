@@ -70,3 +70,35 @@ def test_cli_hashes_identifiers_and_files(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     (record,) = [json.loads(line) for line in result.output.splitlines()]
     assert record["path"] == str(image) and record["pdq"] == PdqSignal.hash_from_file(image)
+
+
+def make_photo(path: Path, seed: int, size: int = 320) -> Path:
+    """A photo-like picture: random colours interpolated smoothly over a 24 x 24 grid."""
+    rng = np.random.default_rng(seed)
+    blocks = (rng.random((24, 24, 3)) * 255).astype("uint8")
+    Image.fromarray(blocks).resize((size, size), Image.Resampling.BICUBIC).save(path)
+    return path
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def test_jpeg_reencode_and_small_resize_stay_within_31_bits(tmp_path: Path) -> None:
+    for seed in range(3):
+        original = make_photo(tmp_path / f"o{seed}.png", seed)
+        with Image.open(original) as image:
+            image.save(tmp_path / f"q{seed}.jpg", quality=70)
+            image.resize((288, 288), Image.Resampling.BILINEAR).save(tmp_path / f"r{seed}.png")
+            image.resize((288, 288), Image.Resampling.LANCZOS).save(
+                tmp_path / f"rq{seed}.jpg", quality=85
+            )
+        base = hash_file(original)
+        assert base.pdq is not None
+        for copy in (f"q{seed}.jpg", f"r{seed}.png", f"rq{seed}.jpg"):
+            other = hash_file(tmp_path / copy)
+            assert other.pdq is not None
+            assert other.md5 != base.md5
+            assert hamming(base.pdq, other.pdq) <= 31, (seed, copy)
+        unrelated = hash_file(make_photo(tmp_path / f"u{seed}.png", seed + 100))
+        assert unrelated.pdq is not None and hamming(base.pdq, unrelated.pdq) > 31
