@@ -261,7 +261,9 @@ BEACON_IDENTIFIER_PEPPERS = env("BEACON_IDENTIFIER_PEPPERS")
 if not BEACON_IDENTIFIER_PEPPERS and (DEBUG or TESTING):
     BEACON_IDENTIFIER_PEPPERS = "v1:dev-only-pepper-do-not-use-in-production"
 BEACON_AUDIT_SIGNING_KEY = env("BEACON_AUDIT_SIGNING_KEY")  # PEM Ed25519 private key
+# A signed checkpoint every N events or M minutes (whichever comes first, checked by beat).
 BEACON_AUDIT_CHECKPOINT_EVERY = env_int("BEACON_AUDIT_CHECKPOINT_EVERY", 1000)
+BEACON_AUDIT_CHECKPOINT_MINUTES = env_int("BEACON_AUDIT_CHECKPOINT_MINUTES", 10)
 BEACON_AUDIT_RETENTION_DAYS = env_int("BEACON_AUDIT_RETENTION_DAYS", 730)
 BEACON_FEED_CURSOR_KEY = env("BEACON_FEED_CURSOR_KEY") or SECRET_KEY
 BEACON_ALLOW_PRIVATE_WEBHOOKS = env_bool("BEACON_ALLOW_PRIVATE_WEBHOOKS", DEBUG or TESTING)
@@ -322,6 +324,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": float(env_int("BEACON_EXPIRE_EVERY_SECONDS", 60)),
         "options": {"queue": "maintenance"},
     },
+}
+CELERY_BEAT_SCHEDULE["audit-checkpoint"] = {
+    "task": "exchange.audit.checkpoint",
+    "schedule": float(env_int("BEACON_AUDIT_CHECKPOINT_CHECK_SECONDS", 30)),
+    "options": {"queue": "maintenance"},
 }
 CELERY_TASK_ROUTES: dict[str, dict[str, str]] = {
     "exchange.delivery.fan_out": {"queue": "fanout"},

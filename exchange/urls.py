@@ -13,6 +13,7 @@ api_v1 = [
     path("docs", SpectacularRedocView.as_view(url_name="schema"), name="docs"),
     path("", include("signals.urls")),
     path("", include("exchange.delivery.urls")),
+    path("", include("exchange.audit_api")),
 ]
 
 urlpatterns = [

@@ -103,3 +103,47 @@ class ChainHead(models.Model):
 
 def format_at(value: Any) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement that the chain had ``hash`` at ``seq`` at time ``at``."""
+
+    seq = models.BigIntegerField(unique=True)
+    hash = models.CharField(max_length=64)
+    at = models.DateTimeField()
+    key_id = models.CharField(max_length=32)
+    signature = models.CharField(max_length=128)
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.seq}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "hash": self.hash,
+            "at": format_at(self.at),
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }
+
+
+class AuditArchive(models.Model):
+    """Events up to ``last_seq`` were archived to a file and removed; the chain in the table
+    continues from ``last_hash``."""
+
+    first_seq = models.BigIntegerField()
+    last_seq = models.BigIntegerField(unique=True)
+    last_hash = models.CharField(max_length=64)
+    count = models.BigIntegerField()
+    file_name = models.CharField(max_length=500)
+    file_sha256 = models.CharField(max_length=64)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["last_seq"]
+
+    def __str__(self) -> str:
+        return f"archive #{self.first_seq}–#{self.last_seq}"
