@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 
 from exchange.problems import PROBLEM_CONTENT_TYPE, problem_response
@@ -65,10 +65,13 @@ class ApiBodyLimitMiddleware:
 class SecurityHeadersMiddleware:
     """Headers Django does not set itself: a strict CSP and a permissions policy."""
 
+    # The admin and the API docs (ReDoc from jsDelivr, which searches in a blob: worker) are
+    # the only HTML pages; API answers get the same policy, which forbids everything they
+    # do not need.
     CSP = (
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-        "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; frame-ancestors 'none'; "
-        "base-uri 'self'; form-action 'self'"
+        "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; worker-src 'self' blob:; "
+        "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
     )
 
     def __init__(self, get_response: Handler) -> None:
@@ -79,7 +82,46 @@ class SecurityHeadersMiddleware:
         response.setdefault("Content-Security-Policy", self.CSP)
         response.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         response.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        response.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         return response
+
+
+class StatementTimeoutMiddleware:
+    """Bound every SQL statement of an API request on PostgreSQL (``statement_timeout``), so
+    one expensive request cannot hold a connection and locks for long. Workers and management
+    commands are not bounded. ``BEACON_API_STATEMENT_TIMEOUT_MS=0`` turns it off."""
+
+    def __init__(self, get_response: Handler) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        timeout = int(settings.BEACON_API_STATEMENT_TIMEOUT_MS)
+        if not (timeout > 0 and is_api(request) and connection.vendor == "postgresql"):
+            return self.get_response(request)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, false)", [f"{timeout}ms"]
+                )
+        except DatabaseError:
+            # The database is down: let the view meet the error and answer 503.
+            return self.get_response(request)
+        try:
+            return self.get_response(request)
+        finally:
+            # Persistent connections outlive the request: put the session default back.
+            try:
+                if connection.connection is not None and not connection.needs_rollback:
+                    with connection.cursor() as cursor:
+                        cursor.execute("RESET statement_timeout")
+            except DatabaseError:
+                connection.close()
+
+
+def is_statement_timeout(exception: BaseException) -> bool:
+    """Whether a database error is PostgreSQL cancelling a statement that ran too long."""
+    cause = exception.__cause__ or exception.__context__
+    return type(cause).__name__ == "QueryCanceled" or "statement timeout" in str(exception)
 
 
 class ApiProblemMiddleware:
@@ -112,6 +154,16 @@ class ApiProblemMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not is_api(request):
             return None
+        if isinstance(exception, OperationalError) and is_statement_timeout(exception):
+            logger.warning("statement timeout in API request %s", request.path)
+            response = problem_response(
+                status=503,
+                detail="The request took too long in the database; narrow it or retry later.",
+                request=request,
+                slug="statement-timeout",
+            )
+            response["Retry-After"] = "5"
+            return response
         if isinstance(exception, (OperationalError, InterfaceError, DatabaseError)):
             logger.warning("database unavailable: %s", type(exception).__name__)
             response = problem_response(

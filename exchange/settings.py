@@ -133,6 +133,7 @@ MIDDLEWARE = [
     "exchange.middleware.SecurityHeadersMiddleware",
     "exchange.middleware.ApiProblemMiddleware",
     "axes.middleware.AxesMiddleware",
+    "exchange.middleware.StatementTimeoutMiddleware",
 ]
 
 ROOT_URLCONF = "exchange.urls"
@@ -206,7 +207,7 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if not DEBUG and not TESTING:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
-    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]
+    SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$", r"^metrics$"]
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -226,7 +227,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "exchange.schema.BeaconAutoSchema",
     "EXCEPTION_HANDLER": "exchange.api.problem_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -244,6 +245,10 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "bcn_"}}
     },
     "SECURITY": [{"bearer": []}],
+    "ENUM_NAME_OVERRIDES": {
+        "PurposeEnum": ["detection", "investigation", "research"],
+        "FeedbackPurposeEnum": ["detection", "investigation"],
+    },
 }
 
 BEACON_MAX_BODY_BYTES = env_int("BEACON_MAX_BODY_BYTES", 32 * 1024 * 1024)
@@ -368,6 +373,16 @@ CELERY_BEAT_SCHEDULE["delivery-sweep"] = {
     "schedule": BEACON_DELIVERY_SWEEP_SECONDS,
     "options": {"queue": "maintenance", "expires": BEACON_DELIVERY_SWEEP_SECONDS * 4},
 }
+
+# --- Production hardening and operations (docs/threat-model.md, deploy/runbook.md) ---------
+# Longest SQL statement of an API request on PostgreSQL; 0 turns the bound off.
+BEACON_API_STATEMENT_TIMEOUT_MS = env_int("BEACON_API_STATEMENT_TIMEOUT_MS", 30_000)
+# A member's matched values in the current hour raise an alert (audit event and log line)
+# when they pass both this floor and FACTOR times its hourly average over the last day.
+BEACON_MATCH_ALERT_MIN_VALUES = env_int("BEACON_MATCH_ALERT_MIN_VALUES", 50_000)
+BEACON_MATCH_ALERT_FACTOR = float(env("BEACON_MATCH_ALERT_FACTOR", "10"))
+# Bearer token of the Prometheus scraper for /metrics (staff sessions may read it too).
+BEACON_METRICS_TOKEN = env("BEACON_METRICS_TOKEN")
 
 LOGGING = {
     "version": 1,

@@ -25,6 +25,7 @@ from exchange import audit, policy, sequences
 from exchange.audit import Actor, AuditAction
 from exchange.delivery import outbox
 from exchange.delivery.models import OutboxEvent
+from exchange.match_volume import match_volume_observe
 from signals import bulk, types
 from signals.models import (
     AudienceKind,
@@ -627,6 +628,7 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
     from signals.matching import hamming as hamming_index
 
     parsed = _parse_match_items(items)
+    match_volume_observe(member=member, values=len(parsed), actor=actor)
     # (item index) -> [(indicator_id, distance | None)]
     hits: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
     by_type: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
