@@ -20,6 +20,7 @@ from accounts.models import (
     Purpose,
     Scope,
     SharingGroup,
+    User,
     generate_token,
     hash_token,
 )
@@ -252,5 +253,59 @@ def group_remove_member(*, group: SharingGroup, member: Member, actor: Actor) ->
         action=AuditAction.GROUP_REMOVE_MEMBER,
         target=f"group:{group.slug}",
         details={"member": member.slug},
+    )
+    return group
+
+
+@transaction.atomic
+def member_update(*, member: Member, changes: dict[str, str], actor: Actor) -> Member:
+    """Change a member's name, kind or attribution (an administrator's correction)."""
+    allowed = {"name", "kind", "attribution"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError({f: "This field cannot be changed here." for f in sorted(unknown)})
+    for field_name, value in changes.items():
+        setattr(member, field_name, value)
+    member.full_clean()
+    if changes:
+        member.save(update_fields=sorted(changes))
+    audit.record(
+        actor=actor,
+        action=AuditAction.MEMBER_UPDATE,
+        target=f"member:{member.slug}",
+        details={"fields": sorted(changes)},
+    )
+    return member
+
+
+@transaction.atomic
+def user_save(*, user: User, created: bool, fields: Iterable[str], actor: Actor) -> User:
+    """Save a staff or member user edited by an administrator. The audit event names the
+    fields that changed, never their values (a password change shows as ``password``)."""
+    user.save()
+    audit.record(
+        actor=actor,
+        action=AuditAction.ADMIN_ACTION,
+        target=f"user:{user.get_username()}",
+        details={
+            "operation": "user.create" if created else "user.update",
+            "fields": sorted(set(fields)),
+            "role": user.role,
+            "member": user.member.slug if user.member is not None else "",
+        },
+    )
+    return user
+
+
+@transaction.atomic
+def group_update(*, group: SharingGroup, name: str, description: str, actor: Actor) -> SharingGroup:
+    group.name = name
+    group.description = description
+    group.save(update_fields=["name", "description"])
+    audit.record(
+        actor=actor,
+        action=AuditAction.ADMIN_ACTION,
+        target=f"group:{group.slug}",
+        details={"operation": "group.update"},
     )
     return group

@@ -864,3 +864,75 @@ def signal_feed(
         next_cursor={"after": last, "replay": replay_until, "m": member.pk},
         more=more,
     )
+
+
+# -- administration -------------------------------------------------------------------------
+@transaction.atomic
+def category_save(
+    *, category: Category, created: bool, fields: Iterable[str], actor: Actor
+) -> Category:
+    """Save a taxonomy category edited by an exchange administrator, audited."""
+    category.full_clean()
+    category.save()
+    audit.record(
+        actor=actor,
+        action=AuditAction.CATEGORY_CHANGE,
+        target=f"category:{category.code}",
+        details={"operation": "create" if created else "update", "fields": sorted(set(fields))},
+    )
+    return category
+
+
+def indicator_lookup_values(
+    *, type_name: str, raw: str, platform: str = "", region: str = ""
+) -> tuple[str, list[str]]:
+    """The stored forms a value pasted by an administrator may have, and the type it was read
+    as. A raw email, phone number or username is normalised and hashed here, exactly as the
+    client does, then peppered under every active version: the raw value is never stored."""
+    from client.normalize import NormalizationError, identifier_digest
+
+    kind = types.get(type_name)
+    if kind is None:
+        raise ItemErrors([_err(0, "type", f"unknown signal type {type_name!r}")])
+    raw = raw.strip()
+    if not raw:
+        raise ItemErrors([_err(0, "value", "paste a value to search for")])
+    item: dict[str, Any] = {"value": raw}
+    if kind.peppered and not (len(raw) == 64 and all(c in "0123456789abcdef" for c in raw)):
+        try:
+            item["value"] = identifier_digest(
+                type_name, raw, platform=platform or None, region=region or None
+            )
+        except NormalizationError as exc:
+            # The message may quote the value; a raw identifier is never echoed back.
+            detail = str(exc).replace(raw, "the value")
+            raise ItemErrors([_err(0, "value", detail)]) from exc
+    elif not kind.peppered and type_name in {"md5", "sha1", "sha256", "pdq"}:
+        item["value"] = raw.lower()
+    try:
+        canonical = kind.canonical(item)
+    except TypeValueError as exc:
+        raise ItemErrors([_err(0, exc.field, exc.detail.replace(raw, "the value"))]) from exc
+    return type_name, kind.lookup_values(canonical)
+
+
+@transaction.atomic
+def indicator_search(
+    *, type_name: str, raw: str, actor: Actor, platform: str = "", region: str = ""
+) -> list[int]:
+    """Find the indicators a pasted value stands for (an administrator's search). Audited
+    with the type and the number found; neither the value nor a digest of it is recorded."""
+    type_name, values = indicator_lookup_values(
+        type_name=type_name, raw=raw, platform=platform, region=region
+    )
+    ids = list(
+        Indicator.objects.filter(type=type_name, value__in=values).values_list("pk", flat=True)
+    )
+    audit.record(
+        actor=actor,
+        action=AuditAction.ADMIN_ACTION,
+        target="indicator:search",
+        result_count=len(ids),
+        details={"operation": "indicator.search", "type": type_name},
+    )
+    return ids
