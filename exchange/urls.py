@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("signals.urls")),
     path("", include("exchange.delivery.urls")),
     path("", include("exchange.audit_api")),
+    path("", include("exchange.reports.urls")),
 ]
 
 urlpatterns = [

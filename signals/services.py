@@ -7,7 +7,7 @@ start from ``Signal.objects.visible_to`` — nothing here reads signals any othe
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -302,8 +302,11 @@ def signal_submit(
     parsed = parse_items(member, items)
     written = bulk.write(member=member, parsed=parsed)
     answers = []
+    shared: dict[int, str] = {}
     for item, indicator_id in zip(parsed, written.indicator_ids, strict=True):
         signal_id, new = written.signals[indicator_id]
+        if new:
+            shared[signal_id] = f"{item.type.name}|{item.category.code}"
         answers.append(
             {
                 "id": signal_id,
@@ -321,6 +324,8 @@ def signal_submit(
         details={
             "created": written.created,
             "updated": written.updated,
+            # New signals by "type|category": the transparency report's sharing figures.
+            "shared": dict(sorted(Counter(shared.values()).items())),
             "seq_from": written.seq_from,
             "seq_to": written.seq_to,
         },
