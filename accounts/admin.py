@@ -460,3 +460,35 @@ class SharingGroupAdmin(BeaconModelAdmin):
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         """Membership is changed by the services above, one audited change per member."""
+
+
+def _replace_totp_admin() -> None:
+    """django-otp's own device admin shows secrets and edits devices directly; administrators
+    here only see who has enrolled and can reset a lost device (audited)."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    if admin.site.is_registered(TOTPDevice):
+        admin.site.unregister(TOTPDevice)
+
+    @admin.register(TOTPDevice)
+    class TOTPDeviceAdmin(BeaconModelAdmin):
+        list_display = ["user", "name", "confirmed", "last_used_at", "created_at"]
+        list_filter = ["confirmed"]
+        list_select_related = ["user"]
+        fields = ["user", "name", "confirmed", "last_used_at", "created_at"]
+        readonly_fields = list(fields)
+        actions = ["reset"]
+
+        @admin.action(description="Reset: the user must enrol again", permissions=["manage"])
+        def reset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+            actor = admin_actor(request)
+            users = {device.user for device in queryset.select_related("user")}
+            self.run_each(
+                request,
+                users,
+                "Reset",
+                lambda user: services.user_reset_second_factor(user=user, actor=actor),
+            )
+
+
+_replace_totp_admin()

@@ -309,3 +309,19 @@ def group_update(*, group: SharingGroup, name: str, description: str, actor: Act
         details={"operation": "group.update"},
     )
     return group
+
+
+@transaction.atomic
+def user_reset_second_factor(*, user: User, actor: Actor) -> int:
+    """Remove a staff user's TOTP devices (a lost phone): the user must enrol again at their
+    next sign-in. Returns how many devices were removed."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    removed, _ = TOTPDevice.objects.filter(user=user).delete()
+    audit.record(
+        actor=actor,
+        action=AuditAction.ADMIN_ACTION,
+        target=f"user:{user.get_username()}",
+        details={"operation": "otp.reset", "devices": removed},
+    )
+    return removed

@@ -15,11 +15,24 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.admin.helpers import ActionForm
+from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, URLResolver, path, reverse
+from django.utils.safestring import mark_safe
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
 
 from accounts import roles
 from exchange.audit import Actor
+
+
+def method_decorator_never_cache_csrf(view: Any) -> Any:
+    from django.utils.decorators import method_decorator
+
+    return method_decorator(never_cache)(method_decorator(csrf_protect)(view))
 
 
 def admin_actor(request: HttpRequest) -> Actor:
@@ -38,8 +51,25 @@ def error_text(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
 
+def confirmed_devices(user: Any) -> Any:
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    return TOTPDevice.objects.filter(user=user, confirmed=True)
+
+
 class StaffAuthenticationForm(AdminAuthenticationForm):
-    """Only exchange administrators and auditors may log in to the admin."""
+    """Password and TOTP code. Only exchange administrators and auditors may log in; a staff
+    user with a confirmed device must give its current code, one without a device is let in
+    unverified and can do nothing but enrol one. A wrong code counts as a failed login for
+    django-axes, so guessing codes locks the account out like guessing passwords."""
+
+    otp_token = forms.CharField(
+        required=False,
+        label="Authenticator code",
+        max_length=8,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+        help_text="The 6-digit code from your authenticator app (leave empty to enrol one).",
+    )
 
     def confirm_login_allowed(self, user: Any) -> None:
         super().confirm_login_allowed(user)
@@ -50,15 +80,127 @@ class StaffAuthenticationForm(AdminAuthenticationForm):
                 params={"username": self.username_field.verbose_name},
             )
 
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        user = self.get_user()
+        if user is None:
+            return data
+        devices = list(confirmed_devices(user))
+        user.otp_device = None  # type: ignore[attr-defined]
+        if not devices:
+            return data
+        token = (data.get("otp_token") or "").strip()
+        with transaction.atomic():
+            device = next((d for d in devices if token and d.verify_token(token)), None)
+        if device is None:
+            user_login_failed.send(
+                sender=type(self),
+                credentials={"username": user.get_username()},
+                request=self.request,
+            )
+            raise ValidationError(
+                "Enter the current code from your authenticator app.", code="invalid_token"
+            )
+        # django_otp's user_logged_in handler marks the session verified with this device.
+        user.otp_device = device  # type: ignore[attr-defined]
+        return data
+
+
+class EnrolForm(forms.Form):
+    otp_token = forms.CharField(
+        label="Code from your app",
+        max_length=8,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+
+def _qr_svg(data: str) -> str:
+    import qrcode
+    import qrcode.image.svg
+
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    return str(image.to_string(encoding="unicode"))
+
 
 class BeaconAdminSite(admin.AdminSite):
+    """Staff only, and only after a second factor: ``has_permission`` needs an administrator
+    or auditor whose session was verified with a TOTP device (``django_otp``)."""
+
     site_header = "Beacon exchange administration"
     site_title = "Beacon admin"
     index_title = "Exchange administration"
     login_form = StaffAuthenticationForm
 
     def has_permission(self, request: HttpRequest) -> bool:
-        return roles.has_admin_access(request.user)
+        user = request.user
+        return roles.has_admin_access(user) and bool(getattr(user, "is_verified", lambda: False)())
+
+    def get_urls(self) -> list[URLResolver | URLPattern]:
+        return [
+            path("otp/enrol/", self.enrol_view, name="otp_enrol"),
+            *super().get_urls(),
+        ]
+
+    def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        user = request.user
+        if (
+            request.method == "GET"
+            and roles.has_admin_access(user)
+            and not user.is_verified()  # type: ignore[union-attr]
+            and not confirmed_devices(user).exists()
+        ):
+            return HttpResponseRedirect(reverse("admin:otp_enrol"))
+        return super().login(request, extra_context)
+
+    @method_decorator_never_cache_csrf
+    def enrol_view(self, request: HttpRequest) -> HttpResponse:
+        """A signed-in staff user without a confirmed device adds one: scan the QR code (or type
+        the secret), then confirm a code. Someone with a device must log in with it instead, so a
+        stolen password alone can never add a second device."""
+        from django_otp import login as otp_login
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        user = request.user
+        if not roles.has_admin_access(user):
+            return HttpResponseRedirect(reverse("admin:login"))
+        if user.is_verified():  # type: ignore[union-attr]
+            return HttpResponseRedirect(reverse("admin:index"))
+        if confirmed_devices(user).exists():
+            return HttpResponseRedirect(reverse("admin:login"))
+        device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+        form = EnrolForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            if device.verify_token(form.cleaned_data["otp_token"].strip()):
+                with transaction.atomic():
+                    device.confirmed = True
+                    device.save(update_fields=["confirmed"])
+                    from exchange import audit
+                    from exchange.audit import AuditAction
+
+                    audit.record(
+                        actor=admin_actor(request),
+                        action=AuditAction.ADMIN_ACTION,
+                        target=f"user:{user.get_username()}",
+                        details={"operation": "otp.enrol"},
+                    )
+                otp_login(request, device)
+                return HttpResponseRedirect(reverse("admin:index"))
+            form.add_error("otp_token", "That code is not right; check the time on your device.")
+        from base64 import b32encode
+
+        context = {
+            **self.each_context(request),
+            "title": "Set up your second factor",
+            "form": form,
+            "secret": b32encode(device.bin_key).decode(),
+            "config_url": device.config_url,
+            "qr_svg": mark_safe(_qr_svg(device.config_url)),  # noqa: S308 - generated SVG
+        }
+        response = TemplateResponse(request, "admin/otp_enrol.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 class ReasonActionForm(ActionForm):

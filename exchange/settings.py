@@ -215,6 +215,10 @@ if not DEBUG and not TESTING:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
+# Admin sign-in (docs/admin.md): TOTP second factor (django-otp, decision 0901); the CSRF
+# cookie is never read by script; django-axes locks out repeated failures (decision 0902).
+OTP_TOTP_ISSUER = env("BEACON_OTP_ISSUER", "Beacon exchange")
+CSRF_COOKIE_HTTPONLY = True
 AXES_FAILURE_LIMIT = env_int("BEACON_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = 1  # hours
 AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]

@@ -99,6 +99,7 @@ class Command(BaseCommand):
                 user.set_password(password)
                 user.save()
                 users[username] = password
+                _demo_totp(creds.setdefault("totp", {}), user)
             _demo_subscription(creds, actor)
         creds_path.write_text(json.dumps(creds, indent=2))
         creds_path.chmod(0o600)
@@ -110,8 +111,34 @@ class Command(BaseCommand):
         )
         for username, password in users.items():
             self.stdout.write(f"  admin login  {username:<8} {password}")
+        for username, device in creds.get("totp", {}).items():
+            self.stdout.write(
+                f"  admin TOTP   {username:<8} secret {device['secret']}  "
+                f"(add to an authenticator app: {device['otpauth_url']}; "
+                f"or `oathtool --totp -b {device['secret']}`)"
+            )
         for slug, token in tokens.items():
             self.stdout.write(f"  token        {slug:<16} {token}")
+
+
+def _demo_totp(known: dict[str, Any], user: User) -> None:
+    """A confirmed TOTP device for a demo staff user, kept across runs, so the demo logins work
+    at once; its secret is printed with the passwords."""
+    from base64 import b32encode
+
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    username = user.get_username()
+    existing = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if existing is not None and known.get(username, {}).get("key") == existing.key:
+        return
+    TOTPDevice.objects.filter(user=user).delete()
+    device = TOTPDevice.objects.create(user=user, name="demo", confirmed=True)
+    known[username] = {
+        "key": device.key,
+        "secret": b32encode(device.bin_key).decode(),
+        "otpauth_url": device.config_url,
+    }
 
 
 def _still_valid(raw: str | None) -> bool:
