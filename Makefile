@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 PG_URL ?= postgres://postgres@127.0.0.1:5432/beacon
 PG_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: venv up test test-sqlite test-postgres lint typecheck bench clean
+.PHONY: venv chromium up test test-sqlite test-postgres lint typecheck bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,20 @@ venv: $(VENV)/.installed
 up: venv
 	DEBUG=1 $(PY) manage.py up
 
-test: venv
+# Browser tests drive Debian's Chromium (never a downloaded browser).
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: venv chromium
 	$(PY) tests/run.py
 
-test-sqlite: venv
+test-sqlite: venv chromium
 	BEACON_TEST_BACKENDS=sqlite $(PY) tests/run.py
 
-test-postgres: venv
+test-postgres: venv chromium
 	BEACON_TEST_BACKENDS=postgres BEACON_REQUIRE_POSTGRES=1 $(PY) tests/run.py
 
 lint: venv

@@ -89,6 +89,7 @@ class _Tally:
         self.match_items_matched: Counter[str] = Counter()
         self.match_signals: Counter[str] = Counter()
         self.matches_by_bucket: dict[date, Counter[str]] = defaultdict(Counter)
+        self.feedback: dict[tuple[str, str, str], tuple[str, list[str]]] = {}
         self.reactions: Counter[str] = Counter()
         self.actions: Counter[str] = Counter()
         self.actions_by_category: Counter[str] = Counter()
@@ -146,21 +147,29 @@ class _Tally:
             self.deliveries_by_bucket[week]["failed"] += 1
 
     def _feedback(self, member: str, target: str, details: dict[str, Any]) -> None:
+        """Keep each member's current reactions: a changed note or action replaces the one
+        reported before, and ``actioned``/``not_actioned`` replace each other."""
         if member:
             self.reacting.add(member)
-        if not details.get("created", True):
-            return  # a member changing the note or action of a reaction it already reported
         reaction = details.get("reaction") or "unknown"
-        self.reactions[reaction] += 1
-        self.signals_with_feedback.add(target)
-        if reaction == "false_positive":
-            self.signals_false_positive.add(target)
-        elif reaction == "disputed":
-            self.signals_disputed.add(target)
-        for code in details.get("action_taken") or []:
-            self.actions[code] += 1
-        if reaction == "actioned":
-            self.actions_by_category[details.get("category") or "unknown"] += 1
+        for other in details.get("replaced") or []:
+            self.feedback.pop((member, target, other), None)
+        self.feedback[(member, target, reaction)] = (
+            details.get("category") or "unknown",
+            list(details.get("action_taken") or []),
+        )
+
+    def finish(self) -> None:
+        for (_, target, reaction), (category, actions) in self.feedback.items():
+            self.reactions[reaction] += 1
+            self.signals_with_feedback.add(target)
+            if reaction == "false_positive":
+                self.signals_false_positive.add(target)
+            elif reaction == "disputed":
+                self.signals_disputed.add(target)
+            if reaction == "actioned":
+                self.actions_by_category[category] += 1
+                self.actions.update(actions)
 
 
 def events_in(
@@ -184,6 +193,7 @@ def transparency(period: Period, *, k: int | None = None) -> dict[str, Any]:
     tally = _Tally()
     for row in events_in(period):
         tally.add(row)
+    tally.finish()
     weeks = period.weeks()
     participating = tally.sharing | tally.receiving | tally.reacting
     named = sorted(
@@ -292,6 +302,7 @@ def dashboard(*, days: int = 30, now: datetime | None = None) -> dict[str, Any]:
     tally = _Tally(bucket=day_of)
     for row in events_in(period):
         tally.add(row)
+    tally.finish()
     day_list = [first.date() + timedelta(days=i) for i in range(days)]
     categories = sorted(tally.shared_by_category)
     return {

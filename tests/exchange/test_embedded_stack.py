@@ -47,7 +47,7 @@ def test_web_and_worker_run_on_the_embedded_backend(tmp_path):
         [sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=300
     )
     seeded = subprocess.run(
-        [sys.executable, "manage.py", "seed_demo", "--json"],
+        [sys.executable, "manage.py", "seed_demo", "--json", "--history-weeks", "1"],
         cwd=ROOT,
         env=env,
         check=True,
@@ -58,7 +58,7 @@ def test_web_and_worker_run_on_the_embedded_backend(tmp_path):
     token = json.loads(seeded.stdout)["tokens"]["demo-a"]
     # Seeding twice keeps the same working credentials.
     again = subprocess.run(
-        [sys.executable, "manage.py", "seed_demo", "--json"],
+        [sys.executable, "manage.py", "seed_demo", "--json", "--history-weeks", "1"],
         cwd=ROOT,
         env=env,
         check=True,

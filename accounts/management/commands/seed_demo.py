@@ -3,17 +3,21 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from rich.console import Console
+from rich.progress import Progress
 
 from accounts.authentication import BearerTokenAuthentication
 from accounts.models import Attestation, Member, MemberKind, Role, Scope, SharingGroup, User
 from accounts.services import group_add_member, group_create, member_create, token_issue
 from exchange.commands import operator_actor
+from signals.demo import clock_at, history_start, seed_history
 
 DEMO_MEMBERS = [
     ("demo-a", "Demo Platform A"),
@@ -35,39 +39,24 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true")
+        parser.add_argument(
+            "--history-weeks",
+            type=int,
+            default=12,
+            help="On a fresh database, play this many weeks of demo activity (0 for none).",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         creds_path = Path(settings.VAR_DIR) / "demo-credentials.json"
         creds: dict[str, Any] = json.loads(creds_path.read_text()) if creds_path.exists() else {}
         actor = operator_actor("seed_demo")
+        weeks = opts["history_weeks"] if not Member.objects.exists() else 0
+        with ExitStack() as stack:
+            clock = stack.enter_context(clock_at(history_start(weeks))) if weeks else None
+            _members(actor)
+            if clock is not None:
+                self._history(clock, weeks)
         with transaction.atomic():
-            for slug, name in DEMO_MEMBERS:
-                if not Member.objects.filter(slug=slug).exists():
-                    member_create(
-                        slug=slug,
-                        name=name,
-                        kind=MemberKind.PLATFORM,
-                        attestations=Attestation.values,
-                        activate=True,
-                        actor=actor,
-                    )
-            if not Member.objects.filter(slug=EXCHANGE_ORG[0]).exists():
-                member_create(
-                    slug=EXCHANGE_ORG[0],
-                    name=EXCHANGE_ORG[1],
-                    kind=MemberKind.EXCHANGE,
-                    attestations=Attestation.values,
-                    activate=True,
-                    actor=actor,
-                )
-            group = SharingGroup.objects.filter(slug="demo-pilot").first() or group_create(
-                slug="demo-pilot", name="Demo pilot (A and B)", actor=actor
-            )
-            for slug in ("demo-a", "demo-b"):
-                member = Member.objects.get(slug=slug)
-                if not group.members.filter(pk=member.pk).exists():
-                    group_add_member(group=group, member=member, actor=actor)
-
             tokens = creds.setdefault("tokens", {})
             for slug in [m[0] for m in DEMO_MEMBERS] + [EXCHANGE_ORG[0]]:
                 if not _still_valid(tokens.get(slug)):
@@ -119,6 +108,51 @@ class Command(BaseCommand):
             )
         for slug, token in tokens.items():
             self.stdout.write(f"  token        {slug:<16} {token}")
+
+    def _history(self, clock: Any, weeks: int) -> None:
+        members = list(Member.objects.filter(slug__in=[m[0] for m in DEMO_MEMBERS]))
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(f"demo activity, {weeks} weeks", total=weeks * 7)
+            counts = seed_history(
+                members,
+                weeks=weeks,
+                clock=clock,
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
+        self.stderr.write(
+            "Demo activity: {signals} signals, {matches} match requests, {feedback} reactions, "
+            "{retractions} retractions.".format(**counts)
+        )
+
+
+@transaction.atomic
+def _members(actor: Any) -> None:
+    for slug, name in DEMO_MEMBERS:
+        if not Member.objects.filter(slug=slug).exists():
+            member_create(
+                slug=slug,
+                name=name,
+                kind=MemberKind.PLATFORM,
+                attestations=Attestation.values,
+                activate=True,
+                actor=actor,
+            )
+    if not Member.objects.filter(slug=EXCHANGE_ORG[0]).exists():
+        member_create(
+            slug=EXCHANGE_ORG[0],
+            name=EXCHANGE_ORG[1],
+            kind=MemberKind.EXCHANGE,
+            attestations=Attestation.values,
+            activate=True,
+            actor=actor,
+        )
+    group = SharingGroup.objects.filter(slug="demo-pilot").first() or group_create(
+        slug="demo-pilot", name="Demo pilot (A and B)", actor=actor
+    )
+    for slug in ("demo-a", "demo-b"):
+        member = Member.objects.get(slug=slug)
+        if not group.members.filter(pk=member.pk).exists():
+            group_add_member(group=group, member=member, actor=actor)
 
 
 def _demo_totp(known: dict[str, Any], user: User) -> None:
