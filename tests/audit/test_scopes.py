@@ -11,14 +11,20 @@ from exchange.audit import Actor
 from signals.models import Signal
 from tests.audit.test_export import _export
 from tests.conftest import assert_problem
-from tests.signals.conftest import digest, item, upload  # noqa: F401 - a fixture
+from tests.signals.conftest import digest, item
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def story(upload, api_for, member_a, member_b, outsider):
-    assert upload(member_a, [item("sha256", digest("img"))]).status_code in (200, 201, 207)
+def story(api_for, member_a, member_b, outsider):
+    uploaded = api_for(member_a).post(
+        "/api/v1/signals",
+        {"items": [item("sha256", digest("img"))]},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="audit-scopes-1",
+    )
+    assert uploaded.status_code in (200, 201, 207), uploaded.content
     signal = Signal.objects.get(owner=member_a)
     response = api_for(member_b).post(
         "/api/v1/match",
