@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-from exchange import audit
+from exchange import audit, metrics
 from exchange.audit import Actor
 
 logger = logging.getLogger("beacon.security")
@@ -67,6 +67,7 @@ def match_volume_observe(
 
     Called by the match services after they have audited the match itself. Returns whether
     this call raised the alert."""
+    metrics.count(match_requests=1, match_values=max(values, 0))
     if values <= 0 or member is None:
         return False
     hour = int((now or time.time()) // 3600)

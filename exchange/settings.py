@@ -121,6 +121,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "exchange.middleware.RequestIdMiddleware",
+    "exchange.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "exchange.middleware.ApiBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

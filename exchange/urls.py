@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from exchange.metrics import metrics_view
 from exchange.views import HealthApi, MeApi
 
 api_v1 = [
@@ -20,5 +21,6 @@ api_v1 = [
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("taxii2/", include("signals.taxii.urls")),
 ]

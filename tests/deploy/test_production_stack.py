@@ -270,6 +270,30 @@ def test_upload_match_webhook_feedback_and_audit_over_the_production_stack(
             public_key = audit_client.get("/audit/public-key")
             assert public_key.status_code == 200, public_key.text
 
+            # Every gunicorn worker adds to the same counters (Redis); gauges come from the DB.
+            scraped = httpx.get(
+                f"{stack.base}/metrics",
+                headers={"Authorization": f"Bearer {stack.metrics_token}"},
+                timeout=30,
+            )
+            assert scraped.status_code == 200, scraped.text
+            samples = dict(
+                line.rsplit(" ", 1)
+                for line in scraped.text.splitlines()
+                if line and not line.startswith("#")
+            )
+            assert (
+                samples['beacon_http_requests_total{endpoint="match",method="POST",status="200"}']
+                == "1"
+            )
+            assert (
+                samples['beacon_http_requests_total{endpoint="signals",method="POST",status="201"}']
+                == "1"
+            )
+            assert int(samples['beacon_deliveries{status="succeeded"}']) >= 1
+            assert samples["beacon_match_values_total"] == "2"
+            assert int(samples["beacon_audit_chain_head_seq"]) > 0
+
             if _audit_export_available():
                 _export_and_verify(audit_client, public_key.json(), stack.tmp)
     finally:
