@@ -245,7 +245,7 @@ def hash_files(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
     pdq: Annotated[bool, typer.Option(help="Compute PDQ for images.")] = True,
 ) -> None:
-    """MD5, SHA-256 and (for images) PDQ with its quality, of each file."""
+    """MD5, SHA-256, PDQ with its quality (images) and vPDQ (videos) of each file."""
     missing = [p for p in paths if not p.exists()]
     if missing:
         err.print(f"no such file: {', '.join(map(str, missing))}", style="red", markup=False)
@@ -260,6 +260,9 @@ def hash_files(
         out.print(f"  sha256  {hashes.sha256}")
         if hashes.pdq:
             out.print(f"  pdq     {hashes.pdq}  quality {hashes.pdq_quality}")
+        elif hashes.vpdq is not None:
+            out.print(f"  video_md5 {hashes.md5}")
+            out.print(f"  vpdq    {len(hashes.vpdq)} frames (--json for the frames)")
         elif pdq:
             out.print(f"  pdq     -  ({hashes.pdq_error})", markup=False)
 

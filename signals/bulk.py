@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from accounts.models import Member
 from exchange import sequences
-from signals.models import Indicator, Signal
+from signals.models import Indicator, IndicatorFrames, Signal
 
 SIGNAL_COLUMNS = [
     "indicator_id",
@@ -42,6 +42,7 @@ SIGNAL_COLUMNS = [
     "updated_at",
     "retracted_at",
     "retract_reason",
+    "bundle_id",
 ]
 UPDATED_ON_CONFLICT = [
     c for c in SIGNAL_COLUMNS if c not in {"indicator_id", "owner_id", "created_at"}
@@ -70,6 +71,7 @@ def write(*, member: Member, parsed: Sequence[Any]) -> Written:
     """Upsert ``parsed`` items (``signals.services.ParsedItem``) for ``member``. Call inside a
     transaction; allocates one feed seq per changed signal."""
     indicator_ids = resolve_indicators(parsed)
+    _store_frames(parsed, indicator_ids)
     last = {ind: pos for pos, ind in enumerate(indicator_ids)}
     positions = sorted(last.values())
     seq_from = sequences.allocate(sequences.FEED, len(positions))
@@ -100,6 +102,7 @@ def write(*, member: Member, parsed: Sequence[Any]) -> Written:
                 "updated_at": now,
                 "retracted_at": None,
                 "retract_reason": "",
+                "bundle_id": f.get("bundle_id"),
             }
         )
     signals = _upsert_copy(rows) if connection.vendor == "postgresql" else _upsert_orm(member, rows)
@@ -109,6 +112,17 @@ def write(*, member: Member, parsed: Sequence[Any]) -> Written:
         seq_from=seq_from,
         seq_to=seq_from + len(rows) - 1,
     )
+
+
+def _store_frames(parsed: Sequence[Any], indicator_ids: list[int]) -> None:
+    """Video-hash indicators keep their frames beside them (the value is their digest)."""
+    rows = {
+        ind: IndicatorFrames(indicator_id=ind, text=item.canonical.extra["frames_text"])
+        for item, ind in zip(parsed, indicator_ids, strict=True)
+        if "frames_text" in item.canonical.extra
+    }
+    if rows:
+        IndicatorFrames.objects.bulk_create(list(rows.values()), ignore_conflicts=True)
 
 
 def resolve_indicators(parsed: Sequence[Any]) -> list[int]:
@@ -190,7 +204,13 @@ def _resolve_orm(parsed: Sequence[Any]) -> list[int]:
 
 def _upsert_copy(rows: list[dict[str, Any]]) -> dict[int, tuple[int, bool]]:
     columns = ", ".join(SIGNAL_COLUMNS)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in UPDATED_ON_CONFLICT)
+    # A re-upload outside a bundle keeps the signal in its bundle.
+    updates = ", ".join(
+        f"{c} = COALESCE(EXCLUDED.{c}, signals_signal.{c})"
+        if c == "bundle_id"
+        else f"{c} = EXCLUDED.{c}"
+        for c in UPDATED_ON_CONFLICT
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS beacon_bulk_signal ON COMMIT DELETE ROWS AS SELECT {columns} FROM signals_signal WITH NO DATA"  # noqa: S608 - fixed column names
@@ -222,6 +242,8 @@ def _upsert_orm(member: Member, rows: list[dict[str, Any]]) -> dict[int, tuple[i
             create.append(Signal(**row))
         else:
             for name in UPDATED_ON_CONFLICT:
+                if name == "bundle_id" and row[name] is None:
+                    continue
                 setattr(signal, name, row[name])
             update.append(signal)
     Signal.objects.bulk_create(create, batch_size=2000)

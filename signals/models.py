@@ -106,6 +106,19 @@ class Indicator(models.Model):
         return f"{self.type}:{self.value[:16]}…"
 
 
+class IndicatorFrames(models.Model):
+    """The frames of a video-hash indicator (``vpdq``), one per line in the ``vpdq`` library's
+    text format; the indicator's ``value`` is the SHA-256 of this text."""
+
+    indicator = models.OneToOneField(
+        Indicator, on_delete=models.CASCADE, primary_key=True, related_name="frames"
+    )
+    text = models.TextField()
+
+    def __str__(self) -> str:
+        return f"frames of indicator {self.indicator_id}"
+
+
 class Signal(models.Model):
     """One member's assertion about one indicator. Unique per (indicator, owner): uploading
     again updates it. ``seq`` is the feed sequence of its latest change."""

@@ -59,6 +59,9 @@ def signal_out(
         "seq": signal.seq,
         "feedback": feedback or {},
     }
+    if type_ is not None and type_.match_kind == "vpdq":
+        frames = getattr(signal.indicator, "frames", None)
+        body["frames"] = frames.text if frames is not None else None
     if signal.quality is not None:
         body["quality"] = signal.quality
     if signal.lang:

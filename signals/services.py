@@ -7,6 +7,7 @@ start from ``Signal.objects.visible_to`` — nothing here reads signals any othe
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from signals.models import (
     SignalStatus,
     Tlp,
     audience_fields,
+    new_bundle_id,
 )
 from signals.querysets import receiving_context
 from signals.serialization import feedback_totals, signal_out, tombstone_out
@@ -58,7 +60,17 @@ ITEM_FIELDS = frozenset(
         "quality",
     }
 )
-MATCH_FIELDS = frozenset({"type", "value", "max_distance", "lang", "quality"})
+MATCH_FIELDS = frozenset(
+    {
+        "type",
+        "value",
+        "max_distance",
+        "lang",
+        "quality",
+        "query_match_percent",
+        "index_match_percent",
+    }
+)
 MAX_TAGS = 20
 SEVERITIES = frozenset(Severity.values)
 TLPS = frozenset(Tlp.values)
@@ -199,6 +211,39 @@ def _int_in(raw: Any, lo: int, hi: int) -> bool:
     return isinstance(raw, int) and not isinstance(raw, bool) and lo <= raw <= hi
 
 
+MAX_BUNDLE_HASHES = 8
+
+
+def _expand_bundles(
+    items: list[Any], errors: list[dict[str, Any]]
+) -> list[tuple[int, Any, uuid.UUID | None]]:
+    """Items as ``(index, item, bundle id)``: a media bundle (``{"hashes": {type: value, ...},
+    ...}``) becomes one item per hash, sharing the other fields and a new bundle id."""
+    out: list[tuple[int, Any, uuid.UUID | None]] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or "hashes" not in item:
+            out.append((index, item, None))
+            continue
+        hashes = item["hashes"]
+        if "type" in item or "value" in item:
+            errors.append(_err(index, "hashes", "a bundle has 'hashes' instead of type and value"))
+            continue
+        if not isinstance(hashes, dict) or not 1 <= len(hashes) <= MAX_BUNDLE_HASHES:
+            errors.append(
+                _err(
+                    index,
+                    "hashes",
+                    f"hashes maps 1-{MAX_BUNDLE_HASHES} signal types to values of one media item",
+                )
+            )
+            continue
+        bundle_id = new_bundle_id()
+        common = {k: v for k, v in item.items() if k != "hashes"}
+        for type_name, value in hashes.items():
+            out.append((index, {**common, "type": type_name, "value": value}, bundle_id))
+    return out
+
+
 def parse_items(member: Member, items: Any, *, lookups: _Lookups | None = None) -> list[ParsedItem]:
     """Validate every item before anything is written. Raises ``ItemErrors`` listing every bad
     item by index and field."""
@@ -208,7 +253,7 @@ def parse_items(member: Member, items: Any, *, lookups: _Lookups | None = None) 
     now = timezone.now()
     errors: list[dict[str, Any]] = []
     parsed: list[ParsedItem] = []
-    for index, item in enumerate(items):
+    for index, item, bundle_id in _expand_bundles(items, errors):
         before = len(errors)
         if not isinstance(item, dict):
             errors.append(_err(index, "", "each item must be a JSON object"))
@@ -219,7 +264,10 @@ def parse_items(member: Member, items: Any, *, lookups: _Lookups | None = None) 
             try:
                 canonical = type_.canonical(item)
             except TypeValueError as exc:
-                errors.append(_err(index, exc.field, exc.detail))
+                field_name = (
+                    f"hashes.{type_.name}" if bundle_id and exc.field == "value" else exc.field
+                )
+                errors.append(_err(index, field_name, exc.detail))
         category = lookups.categories.get(str(item.get("category")))
         if category is None:
             errors.append(
@@ -283,6 +331,7 @@ def parse_items(member: Member, items: Any, *, lookups: _Lookups | None = None) 
                         "expires_at": expires_at,
                         "quality": canonical.extra.get("quality"),
                         "lang": canonical.extra.get("lang") or "",
+                        "bundle_id": bundle_id,
                     },
                 )
             )
@@ -313,6 +362,11 @@ def signal_submit(
                 "type": item.type.name,
                 "indicator_id": indicator_id,
                 "status": "created" if new else "updated",
+                **(
+                    {"bundle_id": str(item.fields["bundle_id"])}
+                    if item.fields.get("bundle_id")
+                    else {}
+                ),
             }
         )
     outbox.add(event=OutboxEvent.SIGNAL_UPSERTED, seq_from=written.seq_from, seq_to=written.seq_to)
@@ -516,6 +570,33 @@ def signal_update(*, member: Member, signal_id: int, changes: Any, actor: Actor)
     )
 
 
+def _retract_bundle(signal: Signal, reason: str, now: datetime) -> list[int]:
+    """Retract the other active signals of the signal's media bundle (same owner): the hashes
+    of one media item share one lifecycle. Returns their ids."""
+    if signal.bundle_id is None:
+        return []
+    siblings = list(
+        Signal.objects.select_for_update()
+        .filter(bundle_id=signal.bundle_id, owner_id=signal.owner_id, status=SignalStatus.ACTIVE)
+        .exclude(pk=signal.pk)
+        .order_by("pk")
+    )
+    if not siblings:
+        return []
+    start = sequences.allocate(sequences.FEED, len(siblings))
+    for offset, sibling in enumerate(siblings):
+        sibling.status = SignalStatus.RETRACTED
+        sibling.retracted_at = now
+        sibling.retract_reason = reason
+        sibling.updated_at = now
+        sibling.seq = start + offset
+    Signal.objects.bulk_update(
+        siblings, ["status", "retracted_at", "retract_reason", "updated_at", "seq"]
+    )
+    outbox.add(event=OutboxEvent.SIGNAL_RETRACTED, seq_from=start, seq_to=start + len(siblings) - 1)
+    return [s.pk for s in siblings]
+
+
 @transaction.atomic
 def signal_retract(*, signal: Signal, reason: str, actor: Actor) -> Signal:
     """Retract a signal (owner, or an exchange admin after an appeal). A tombstone reaches every
@@ -535,13 +616,15 @@ def signal_retract(*, signal: Signal, reason: str, actor: Actor) -> Signal:
     signal.seq = sequences.allocate(sequences.FEED)
     signal.save(update_fields=["status", "retracted_at", "retract_reason", "updated_at", "seq"])
     outbox.add(event=OutboxEvent.SIGNAL_RETRACTED, seq_from=signal.seq, seq_to=signal.seq)
+    bundle_retracted = _retract_bundle(signal, reason, now)
     audit.record(
         actor=actor,
         action=AuditAction.SIGNAL_RETRACT,
         target=f"signal:{signal.pk}",
-        result_count=1,
+        result_count=1 + len(bundle_retracted),
         # The reason and who retracted feed the transparency report's retraction figures.
         details={
+            **({"bundle_retracted": bundle_retracted} if bundle_retracted else {}),
             "owner": signal.owner.slug,
             "by": "owner"
             if actor.member is not None and actor.member.pk == signal.owner_id
@@ -576,7 +659,7 @@ def _parse_match_items(items: Any) -> list[tuple[int, types.SignalType, Canonica
         try:
             canonical = type_.canonical(item)
             options: dict[str, Any] = {}
-            if type_.match_kind == "hamming":
+            if type_.match_kind in ("hamming", "vpdq"):
                 from signals.types.pdq import max_distance
 
                 options["max_distance"] = max_distance(item)
@@ -585,6 +668,21 @@ def _parse_match_items(items: Any) -> list[tuple[int, types.SignalType, Canonica
                     f"max_distance applies only to perceptual hashes, not {type_.name}",
                     field="max_distance",
                 )
+            if type_.match_kind == "vpdq":
+                from signals.types import vpdq
+
+                options["query_match_percent"] = vpdq.percent(
+                    item, "query_match_percent", vpdq.DEFAULT_QUERY_PERCENT
+                )
+                options["index_match_percent"] = vpdq.percent(
+                    item, "index_match_percent", vpdq.DEFAULT_INDEX_PERCENT
+                )
+            else:
+                for name in ("query_match_percent", "index_match_percent"):
+                    if name in item:
+                        raise TypeValueError(
+                            f"{name} applies only to vpdq, not {type_.name}", field=name
+                        )
         except TypeValueError as exc:
             errors.append(_err(index, exc.field, exc.detail))
             continue
@@ -592,6 +690,57 @@ def _parse_match_items(items: Any) -> list[tuple[int, types.SignalType, Canonica
     if errors:
         raise ItemErrors(errors)
     return parsed
+
+
+def _visible_bundles(
+    member: Member, purpose: str, matched: Iterable[Signal]
+) -> dict[Any, list[Signal]]:
+    """The live signals ``member`` may see in the media bundles of the matched signals."""
+    bundle_ids = sorted({s.bundle_id for s in matched if s.bundle_id is not None}, key=str)
+    out: dict[Any, list[Signal]] = defaultdict(list)
+    if not bundle_ids:
+        return out
+    for signal in (
+        _base(member, purpose)
+        .live()
+        .filter(bundle_id__in=bundle_ids)
+        .select_related("indicator__frames")
+        .order_by("pk")
+    ):
+        out[signal.bundle_id].append(signal)
+    return out
+
+
+def _bundle_siblings(
+    visible: list[Signal], bundles: dict[Any, list[Signal]]
+) -> list[dict[str, Any]]:
+    """The other hashes of the matched signals' media, so a member that computes one format
+    learns the others: type and value (never a peppered identifier's value)."""
+    seen = {s.pk for s in visible}
+    out = []
+    for signal in visible:
+        for sibling in bundles.get(signal.bundle_id, []) if signal.bundle_id else []:
+            if sibling.pk in seen:
+                continue
+            seen.add(sibling.pk)
+            out.append(_sibling_out(sibling))
+    return out
+
+
+def _sibling_out(signal: Signal) -> dict[str, Any]:
+    type_ = types.get(signal.indicator.type)
+    body: dict[str, Any] = {
+        "id": signal.pk,
+        "type": signal.indicator.type,
+        "indicator_id": signal.indicator_id,
+        "value": None if (type_ is None or type_.peppered) else signal.indicator.value,
+    }
+    if type_ is not None and type_.match_kind == "vpdq":
+        frames = getattr(signal.indicator, "frames", None)
+        body["value"] = frames.text if frames is not None else None
+    if signal.quality is not None:
+        body["quality"] = signal.quality
+    return body
 
 
 def _match_signal_out(
@@ -631,16 +780,23 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
     """Match a member's values against every live signal it may see. Exact types take one set
     lookup per type; PDQ goes through the PDQ index. ``research`` answers aggregates only."""
     from signals.matching import hamming as hamming_index
+    from signals.matching import video
 
     parsed = _parse_match_items(items)
     match_volume_observe(member=member, values=len(parsed), actor=actor)
     # (item index) -> [(indicator_id, distance | None)]
     hits: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
+    # (item index, indicator id) -> what else the match reports (vPDQ percentages)
+    extras: dict[tuple[int, int], dict[str, Any]] = {}
     by_type: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     hamming: list[tuple[int, types.SignalType, Canonical, dict[str, Any]]] = []
+    videos: list[tuple[int, types.SignalType, Canonical, dict[str, Any]]] = []
     for index, type_, canonical, options in parsed:
         if type_.match_kind == "hamming":
             hamming.append((index, type_, canonical, options))
+            continue
+        if type_.match_kind == "vpdq":
+            videos.append((index, type_, canonical, options))
             continue
         for value in type_.lookup_values(canonical):
             by_type[type_.name][value].append(index)
@@ -657,6 +813,10 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
     for index, ind_id, distance in hamming_index.hamming_matches(hamming):
         hits[index].append((ind_id, distance))
         indicator_ids.add(ind_id)
+    for index, ind_id, info in video.vpdq_matches(videos):
+        hits[index].append((ind_id, None))
+        extras[(index, ind_id)] = info
+        indicator_ids.add(ind_id)
 
     signals_by_indicator: dict[int, list[Signal]] = defaultdict(list)
     ids = sorted(indicator_ids)
@@ -666,6 +826,7 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
         ):
             signals_by_indicator[signal.indicator_id].append(signal)
     matched: dict[int, Signal] = {s.pk: s for group in signals_by_indicator.values() for s in group}
+    bundles = _visible_bundles(member, purpose, matched.values())
 
     if not policy.discloses_values(purpose):
         by_category: dict[str, int] = defaultdict(int)
@@ -710,19 +871,25 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
             }
             if dist is not None:
                 entry["distance"] = dist
+            entry.update(extras.get((index, ind_id), {}))
+            siblings = _bundle_siblings(visible, bundles)
+            if siblings:
+                entry["bundle"] = siblings
             matches.append(entry)
         result: dict[str, Any] = {"index": index, "matches": matches}
         query_quality = canonical.extra.get("quality")
         if query_quality is not None:
             result["low_quality"] = query_quality < settings.BEACON_PDQ_QUALITY_FLOOR
         results.append(result)
-    disclosed, owners = _disclose(member, matched.values(), "match")
+    # Bundle siblings leave with the match: they are disclosed (and audited) too.
+    given = {**matched, **{s.pk: s for group in bundles.values() for s in group}}
+    disclosed, owners = _disclose(member, given.values(), "match")
     audit.record(
         actor=actor,
         action=AuditAction.SIGNAL_MATCH,
         purpose=purpose,
         params=_items_digest_source(items),
-        result_count=len(matched),
+        result_count=len(given),
         disclosed=disclosed,
         owners=owners,
         details={

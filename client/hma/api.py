@@ -5,7 +5,8 @@
 - The checkpoint is the feed cursor (plus the last ``seq`` and when it was fetched).
 - Beacon types map onto the library's signal types by name (``pdq`` → ``pdq``, ``md5`` and
   ``video_md5`` → ``video_md5``, ``sha256`` → ``video_sha256``, ``url`` → ``url``,
-  ``keyword`` → ``raw_text``, ``vpdq`` → ``vpdq``), when the host has that type installed.
+  ``keyword`` → ``raw_text``, ``vpdq`` → ``vpdq``), when the host has that type installed;
+  vPDQ frames are converted to the library's JSON list of ``"hash,quality,timestamp"``.
   Peppered identifier signals (email, phone, username, account id) carry no value in the feed
   — the exchange never discloses them — so they are skipped: match identifiers with
   ``beacon match`` or ``POST /match``.
@@ -16,6 +17,7 @@
 # No ``from __future__ import annotations`` here: the library's CLI and HMA's storage read the
 # config and checkpoint dataclasses' field types at run time, and need real types, not strings.
 
+import json
 import logging
 import os
 import time
@@ -158,7 +160,7 @@ class BeaconSignalRecord:
         return cls(
             signal_id=int(signal["id"]),
             type=str(signal.get("type") or ""),
-            value=signal.get("value"),
+            value=_library_value(signal),
             category=str(signal.get("category") or ""),
             tags=list(signal.get("tags") or []),
             confidence=int(signal.get("confidence") or 0),
@@ -372,6 +374,22 @@ class BeaconSignalExchangeAPI(
             signal,
             state.SignalOpinion(False, state.SignalOpinionCategory.INVESTIGATION_SEED, set()),
         )
+
+
+def _library_value(signal: t.Mapping[str, t.Any]) -> str | None:
+    """The signal's value in the library's format. vPDQ: Beacon sends the frames in the vpdq
+    text format (``frame,quality,hash,timestamp`` lines); the library's ``vpdq`` signal type
+    holds a JSON list of ``"hash,quality,timestamp"`` strings."""
+    if signal.get("type") != "vpdq":
+        return signal.get("value")
+    text = signal.get("frames")
+    if not isinstance(text, str):
+        return None
+    compact = []
+    for line in text.splitlines():
+        _frame, quality, pdq_hex, timestamp = line.split(",")
+        compact.append(f"{pdq_hex},{quality},{float(timestamp):.3f}")
+    return json.dumps(compact)
 
 
 def _timestamp(value: str) -> int | None:

@@ -36,6 +36,26 @@ def _pdq_rows(indicators: Sequence[tuple[int, str]]) -> Iterable[tuple[int, byte
         yield ind_id, bytes.fromhex(value)
 
 
+#: Low bits of a vPDQ frame key that number the unique frames of one video.
+FRAME_BITS = 20
+
+
+def _vpdq_rows(indicators: Sequence[tuple[int, str]]) -> Iterable[tuple[int, bytes]]:
+    """Each video's unique frame hashes at or above the quality floor, keyed
+    ``indicator id << FRAME_BITS | n``."""
+    from signals.models import IndicatorFrames
+    from signals.types.vpdq import frames_from_text, match_frames
+
+    ids = [ind_id for ind_id, _ in indicators]
+    floor = settings.BEACON_PDQ_QUALITY_FLOOR
+    for start in range(0, len(ids), 1000):
+        for ind_id, text in IndicatorFrames.objects.filter(
+            indicator_id__in=ids[start : start + 1000]
+        ).values_list("indicator_id", "text"):
+            for n, hex_ in enumerate(match_frames(frames_from_text(text), floor)):
+                yield (ind_id << FRAME_BITS) | n, bytes.fromhex(hex_)
+
+
 class LiveHashIndex:
     """An exact Hamming index of the live indicators of some types, fresh from the feed.
 
@@ -142,6 +162,10 @@ class LiveHashIndex:
         with self._lock:
             return index.search(queries, max_distance)
 
+    def rows_of(self, indicator_id: int) -> int:
+        """How many hashes an indicator has in the index (frames of a video)."""
+        return len(self._keys.get(indicator_id, ()))
+
     def stats(self) -> dict[str, Any]:
         index = self._index
         return {
@@ -152,6 +176,7 @@ class LiveHashIndex:
 
 
 _pdq = LiveHashIndex(("pdq",))
+_vpdq = LiveHashIndex(("vpdq",), _vpdq_rows, FRAME_BITS)
 
 
 def pdq() -> LiveHashIndex:
@@ -159,6 +184,12 @@ def pdq() -> LiveHashIndex:
     return _pdq
 
 
+def vpdq() -> LiveHashIndex:
+    """This process's live index of vPDQ video frames (keys: indicator id << FRAME_BITS | n)."""
+    return _vpdq
+
+
 def reset() -> None:
     """Forget every live index (tests, and after restoring a database)."""
     _pdq.reset()
+    _vpdq.reset()

@@ -27,7 +27,9 @@ from signals.types import (  # noqa: E402  (modules register themselves on impor
     sha256,
     url,
     username,
+    video_md5,
+    vpdq,
 )
 
 __all__ = ["REGISTRY", "Canonical", "SignalType", "TypeValueError", "get", "register"]
-_ = (account_id, email, keyword, md5, pdq, phone, sha1, sha256, url, username)
+_ = (account_id, email, keyword, md5, pdq, phone, sha1, sha256, url, username, video_md5, vpdq)

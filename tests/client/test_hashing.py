@@ -102,3 +102,26 @@ def test_jpeg_reencode_and_small_resize_stay_within_31_bits(tmp_path: Path) -> N
             assert hamming(base.pdq, other.pdq) <= 31, (seed, copy)
         unrelated = hash_file(make_photo(tmp_path / f"u{seed}.png", seed + 100))
         assert unrelated.pdq is not None and hamming(base.pdq, unrelated.pdq) > 31
+
+
+def test_videos_get_vpdq_and_a_reencoded_copy_keeps_its_frames_not_its_md5(
+    tmp_path: Path,
+) -> None:
+    from client.hashing import vpdq_from_video
+    from tests.media import make_video, reencode
+
+    original = make_video(tmp_path / "v.mp4", 3)
+    copy = reencode(original, tmp_path / "v2.mp4", size=(224, 168))
+    a, b = vpdq_from_video(original), vpdq_from_video(copy)
+    assert [f[0] for f in a] == list(range(0, 80, 10))  # one frame per second at 10 fps
+    assert [f[3] for f in a] == [float(s) for s in range(8)]
+    assert all(min(hamming(x[2], y[2]) for y in a) <= 31 for x in b)
+    hashes = hash_file(copy)
+    assert hashes.pdq is None and hashes.vpdq is not None and hashes.md5 != hash_file(original).md5
+    result = CliRunner().invoke(app, ["hash", "file", "--json", str(copy)])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["video_md5"] == hashes.md5
+    assert body["vpdq"].splitlines()[0].split(",")[0] == "0"
+    text = CliRunner().invoke(app, ["hash", "file", str(copy)])
+    assert "vpdq" in text.output and "8 frames" in text.output

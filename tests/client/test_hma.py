@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,17 @@ def test_report_opinion_becomes_feedback_on_the_owners_signal(
     api.report_seen(VideoMD5Signal, md5_of("video"))
     totals = {s["type"]: s["feedback"] for s in owner.iter_signals()}
     assert totals == {"pdq": {"false_positive": 1}, "md5": {"seen": 1}}
+
+
+def test_vpdq_frames_become_the_librarys_vpdq_value() -> None:
+    """threatexchange's vpdq type holds a JSON list of "hash,quality,timestamp" strings (its
+    ``VpdqCompactFeature``); Beacon's feed carries the vpdq text format."""
+    from client.hma.api import BeaconSignalRecord
+
+    frames = "0,90," + "a" * 64 + ",0.000\n10,40," + "b" * 64 + ",1.000\n"
+    record = BeaconSignalRecord.from_signal(
+        {"id": 7, "type": "vpdq", "value": "f" * 64, "frames": frames, "owner": "acme"}
+    )
+    assert record.value is not None
+    assert json.loads(record.value) == ["a" * 64 + ",90,0.000", "b" * 64 + ",40,1.000"]
+    assert BeaconSignalRecord.from_signal({"id": 8, "type": "vpdq", "owner": "a"}).value is None
