@@ -25,8 +25,12 @@ from rest_framework.views import APIView
 from accounts.models import ApiToken, Member, Purpose
 from exchange import audit
 from exchange.audit import Actor, AuditAction
-from exchange.audit.log import recorded_count, reset_recorded
+from exchange.audit.log import recorded_and_kept, recorded_count, reset_recorded
 from exchange.problems import PROBLEM_CONTENT_TYPE, problem_body
+
+
+class AuditMissingError(AssertionError):
+    """A member request left no audit event (raised only with ``BEACON_AUDIT_STRICT``)."""
 
 
 class ProblemError(exceptions.APIException):
@@ -227,8 +231,17 @@ class ExchangeApi(APIView):
         token = reset_recorded()
         try:
             response = super().dispatch(request, *args, **kwargs)
-            if recorded_count() == 0:
+            if recorded_count() == 0 or (
+                response.status_code >= 400 and not recorded_and_kept()
+            ):
                 self._audit_unrecorded(response)
+            if settings.BEACON_AUDIT_STRICT and recorded_count() == 0:
+                drf_request = getattr(self, "request", None)
+                if isinstance(getattr(drf_request, "_auth", None), ApiToken):
+                    raise AuditMissingError(
+                        f"{request.method} {request.path} answered {response.status_code} "
+                        "and left no audit event"
+                    )
             return response
         finally:
             audit.log._recorded.reset(token)

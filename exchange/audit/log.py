@@ -119,6 +119,11 @@ def client_ip(request: Any) -> str:
 # How many events the current request has recorded; the API base uses it to audit any
 # request that no service audited, and tests use it to insist that every request is audited.
 _recorded: contextvars.ContextVar[int] = contextvars.ContextVar("audit_recorded", default=0)
+# The (seq, hash) of the last event recorded in this context: a rolled-back transaction takes
+# its event with it, so the API base checks the event still exists before trusting the count.
+_last: contextvars.ContextVar[tuple[int, str] | None] = contextvars.ContextVar(
+    "audit_last", default=None
+)
 
 
 def recorded_count() -> int:
@@ -126,7 +131,16 @@ def recorded_count() -> int:
 
 
 def reset_recorded() -> contextvars.Token[int]:
+    _last.set(None)
     return _recorded.set(0)
+
+
+def recorded_and_kept() -> bool:
+    """Did this context record an event that was committed (not rolled back with its work)?"""
+    last = _last.get()
+    if _recorded.get() == 0 or last is None:
+        return False
+    return AuditEvent.objects.filter(seq=last[0], hash=last[1]).exists()
 
 
 def record(
@@ -171,4 +185,5 @@ def record(
         event.save(force_insert=True)
         ChainHead.objects.filter(pk=1).update(seq=event.seq, hash=event.hash)
     _recorded.set(_recorded.get() + 1)
+    _last.set((event.seq, event.hash))
     return event
