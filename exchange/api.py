@@ -231,9 +231,7 @@ class ExchangeApi(APIView):
         token = reset_recorded()
         try:
             response = super().dispatch(request, *args, **kwargs)
-            if recorded_count() == 0 or (
-                response.status_code >= 400 and not recorded_and_kept()
-            ):
+            if recorded_count() == 0 or (response.status_code >= 400 and not recorded_and_kept()):
                 self._audit_unrecorded(response)
             if settings.BEACON_AUDIT_STRICT and recorded_count() == 0:
                 drf_request = getattr(self, "request", None)
