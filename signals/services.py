@@ -522,10 +522,15 @@ def signal_update(*, member: Member, signal_id: int, changes: Any, actor: Actor)
         raise ItemErrors(
             [_err(0, unknown[0], f"these fields cannot be changed: {', '.join(unknown)}")]
         )
+    value: Any = signal.indicator.value
+    if signal.indicator.key_version is not None:
+        # Identifier values are stored peppered; any well-formed digest re-validates the rest.
+        value = "0" * 64
+    elif hasattr(signal.indicator, "frames"):
+        value = signal.indicator.frames.text  # video hashes: the value is the frames' digest
     item = {
         "type": signal.indicator.type,
-        # Identifier values are stored peppered; any well-formed digest re-validates the rest.
-        "value": "0" * 64 if signal.indicator.key_version is not None else signal.indicator.value,
+        "value": value,
         "category": signal.category.code,
         "audience": signal.audience,
         "confidence": signal.confidence,

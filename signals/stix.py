@@ -61,7 +61,13 @@ TLP_MARKINGS = {
 }
 
 # Types whose values STIX's own cyber-observable vocabulary can express.
-_FILE_HASHES = {"sha256": "'SHA-256'", "sha1": "'SHA-1'", "md5": "MD5", "pdq": "PDQ"}
+_FILE_HASHES = {
+    "sha256": "'SHA-256'",
+    "sha1": "'SHA-1'",
+    "md5": "MD5",
+    "video_md5": "MD5",
+    "pdq": "PDQ",
+}
 
 EXTENSION_SCHEMA = (
     "Beacon signal properties (property-extension on indicator objects): signal_id (the "

@@ -243,6 +243,11 @@ def test_bundle_siblings_are_shown_only_when_visible(upload, api_for, member_a, 
     assert {s["type"] for s in hit["bundle"]} == {"vpdq"}
     (own,) = match(api_for(member_a), [{"type": "video_md5", "value": "ab" * 16}])[0]["matches"]
     assert {s["type"] for s in own["bundle"]} == {"vpdq", "pdq"}
+    response = api_for(member_a).patch(
+        f"/api/v1/signals/{by_type['vpdq']}", {"confidence": 95}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["frames"].count("\n") == 3
 
 
 def test_retracting_one_hash_retracts_the_bundle(upload, api_for, member_a, member_b):
