@@ -10,13 +10,13 @@ with a query frame within it; the video matches when both reach the item's thres
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 
 from signals.matching import live
+from signals.matching.frames import video_matches
 from signals.types.vpdq import match_frames
 
 
@@ -33,29 +33,18 @@ def vpdq_matches(
         if not hashes:
             continue
         found = index.search([bytes.fromhex(h) for h in hashes], options["max_distance"])
-        query_hit: dict[int, set[int]] = defaultdict(set)
-        stored_hit: dict[int, set[int]] = defaultdict(set)
-        for q, matches in enumerate(found):
-            for key, _distance in matches:
-                indicator_id = key >> live.FRAME_BITS
-                query_hit[indicator_id].add(q)
-                stored_hit[indicator_id].add(key)
-        for indicator_id in sorted(query_hit):
-            stored = index.rows_of(indicator_id) or len(stored_hit[indicator_id])
-            query_pct = 100.0 * len(query_hit[indicator_id]) / len(hashes)
-            index_pct = 100.0 * len(stored_hit[indicator_id]) / stored
-            if (
-                query_pct >= options["query_match_percent"]
-                and index_pct >= options["index_match_percent"]
-            ):
-                out.append(
-                    (
-                        item_index,
-                        indicator_id,
-                        {
-                            "query_match_percent": round(query_pct, 2),
-                            "index_match_percent": round(index_pct, 2),
-                        },
-                    )
+        for indicator_id, query_pct, index_pct in video_matches(
+            found,
+            index.rows_of,
+            key_bits=live.FRAME_BITS,
+            query_percent=options["query_match_percent"],
+            index_percent=options["index_match_percent"],
+        ):
+            out.append(
+                (
+                    item_index,
+                    indicator_id,
+                    {"query_match_percent": query_pct, "index_match_percent": index_pct},
                 )
+            )
     return out
