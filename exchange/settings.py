@@ -276,6 +276,8 @@ BEACON_AUDIT_CHECKPOINT_EVERY = env_int("BEACON_AUDIT_CHECKPOINT_EVERY", 1000)
 BEACON_AUDIT_CHECKPOINT_MINUTES = env_int("BEACON_AUDIT_CHECKPOINT_MINUTES", 10)
 # Fail any member API request that leaves no audit event (on in tests; a safety net).
 BEACON_AUDIT_STRICT = env_bool("BEACON_AUDIT_STRICT", TESTING)
+# Events older than this are archived to sealed files by `manage.py audit_archive`
+# (docs/audit-log.md "Retention"); nothing is removed until the archive verifies.
 BEACON_AUDIT_RETENTION_DAYS = env_int("BEACON_AUDIT_RETENTION_DAYS", 730)
 BEACON_FEED_CURSOR_KEY = env("BEACON_FEED_CURSOR_KEY") or SECRET_KEY
 BEACON_ALLOW_PRIVATE_WEBHOOKS = env_bool("BEACON_ALLOW_PRIVATE_WEBHOOKS", DEBUG or TESTING)
