@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
 from django.http import HttpRequest, HttpResponse
 
 from exchange.problems import PROBLEM_CONTENT_TYPE, problem_response
@@ -38,14 +38,33 @@ class RequestIdMiddleware:
         return response
 
 
+def _has_nul(request: HttpRequest) -> bool:
+    if "\x00" in request.path:
+        return True
+    return any(
+        "\x00" in key or any("\x00" in value for value in values)
+        for key, values in request.GET.lists()
+    )
+
+
 class ApiBodyLimitMiddleware:
-    """Refuse oversized API bodies before anything reads them (413)."""
+    """Refuse oversized API bodies before anything reads them (413), and paths or queries
+    holding NUL characters (400)."""
 
     def __init__(self, get_response: Handler) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if is_api(request):
+            if _has_nul(request):
+                # PostgreSQL text cannot hold NUL; refuse it here rather than fail mid-query
+                # (or mid-stream, for streamed exports).
+                return problem_response(
+                    status=400,
+                    detail="The path or query holds a NUL character.",
+                    request=request,
+                    slug="invalid-value",
+                )
             try:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:
@@ -154,6 +173,16 @@ class ApiProblemMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not is_api(request):
             return None
+        if isinstance(exception, DataError):
+            # A value the database cannot hold (a NUL character in a JSON string, a number out
+            # of range): the caller's mistake, not an outage.
+            logger.info("refused a value the database cannot store: %s", exception)
+            return problem_response(
+                status=400,
+                detail="A value in the request cannot be stored or compared (out of range, or a NUL character).",
+                request=request,
+                slug="invalid-value",
+            )
         if isinstance(exception, OperationalError) and is_statement_timeout(exception):
             logger.warning("statement timeout in API request %s", request.path)
             response = problem_response(

@@ -1,8 +1,8 @@
-"""URLs used only by tests: API views that run slow or revealing SQL on PostgreSQL."""
+"""URLs used only by tests: API views that run slow or revealing SQL, or meet bad values."""
 
 from __future__ import annotations
 
-from django.db import connection
+from django.db import DataError, connection
 from django.urls import include, path
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -26,7 +26,13 @@ class ShowTimeoutApi(ExchangeApi):
         return Response({"statement_timeout": value})
 
 
+class BadValueApi(ExchangeApi):
+    def get(self, request: Request) -> Response:
+        raise DataError("integer out of range")
+
+
 urlpatterns = [
+    path("api/v1/test/bad-value", BadValueApi.as_view()),
     path("api/v1/test/sleep", SleepApi.as_view()),
     path("api/v1/test/timeout", ShowTimeoutApi.as_view()),
     path("", include(real_urlpatterns)),

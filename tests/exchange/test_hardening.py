@@ -146,3 +146,21 @@ def test_a_statement_over_the_bound_answers_503_problem_json(api_for, member_a, 
     assert body["type"].endswith("statement-timeout")
     # The connection is usable afterwards.
     assert client.get("/api/v1/test/timeout").json() == {"statement_timeout": "100ms"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path", ["/api/v1/audit/events?action=a%00b", "/api/v1/signals?type=%00", "/api/v1/feed?%00=1"]
+)
+def test_nul_characters_in_the_query_are_refused_with_400(api_for, member_a, path):
+    body = assert_problem(api_for(member_a).get(path), 400)
+    assert body["type"].endswith("invalid-value")
+
+
+@pytest.mark.urls("tests.exchange.slow_urls")
+@pytest.mark.django_db
+def test_a_value_the_database_cannot_store_is_400_not_an_outage(api_for, member_a):
+    client = api_for(member_a)
+    client.raise_request_exception = False
+    body = assert_problem(client.get("/api/v1/test/bad-value"), 400)
+    assert body["type"].endswith("invalid-value")
