@@ -86,6 +86,9 @@ SignalOut = inline_serializer(
         "created_at": serializers.DateTimeField(),
         "updated_at": serializers.DateTimeField(),
         "bundle_id": serializers.CharField(allow_null=True),
+        "frames": serializers.CharField(
+            required=False, help_text="vpdq only: the frames, in the vpdq text format"
+        ),
         "seq": serializers.IntegerField(),
         "feedback": serializers.DictField(child=serializers.IntegerField()),
     },

@@ -440,7 +440,7 @@ def _disclose(
 
 def _base(member: Member, purpose: str) -> Any:
     return Signal.objects.visible_to(member, purpose).select_related(
-        "indicator", "owner", "category"
+        "indicator__frames", "owner", "category"
     )
 
 
@@ -479,7 +479,7 @@ def signal_list(
     """The member's own signals, oldest first, with feedback totals."""
     qs = (
         Signal.objects.filter(owner=member, pk__gt=after_id)
-        .select_related("indicator", "owner", "category")
+        .select_related("indicator__frames", "owner", "category")
         .order_by("pk")
     )
     filters = filters or {}
@@ -804,7 +804,8 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
             videos.append((index, type_, canonical, options))
             continue
         for value in type_.lookup_values(canonical):
-            by_type[type_.name][value].append(index)
+            for name in (type_.name, *type_.aliases):
+                by_type[name][value].append(index)
     indicator_ids: set[int] = set()
     for type_name, values in by_type.items():
         value_list = list(values)

@@ -41,6 +41,8 @@ class SignalType:
     match_kind: ClassVar[str] = "exact"
     #: Identifier types: the stored value is a peppered HMAC, never returned to members.
     peppered: ClassVar[bool] = False
+    #: Other types holding the same values, matched too (``md5`` and ``video_md5``).
+    aliases: ClassVar[tuple[str, ...]] = ()
 
     def canonical(self, item: dict[str, Any]) -> Canonical:
         raise NotImplementedError

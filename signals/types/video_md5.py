@@ -12,4 +12,8 @@ class VideoMd5Type(HexDigestType):
     length = 32
     value_format = "32 lowercase hex characters: the MD5 of the video file's bytes"
     stored_as = "lowercase hex"
-    matched_by = "equality (a re-encoded copy has another MD5: use vpdq for those)"
+    matched_by = (
+        "equality, with md5 and video_md5 signals alike (a re-encoded copy has another MD5: "
+        "use vpdq for those)"
+    )
+    aliases = ("md5",)

@@ -280,3 +280,15 @@ def test_malformed_bundles_are_refused(upload, member_a):
         upload(member_a, [{"hashes": {"md5": "zz"}, "category": "csea.csam"}]), 422
     )
     assert body["errors"][0]["field"] == "hashes.md5"
+
+
+def test_md5_and_video_md5_match_each_other(upload, api_for, member_a, member_b):
+    upload(member_a, [item("video_md5", "12" * 16), item("md5", "34" * 16)])
+    results = match(
+        api_for(member_b),
+        [{"type": "md5", "value": "12" * 16}, {"type": "video_md5", "value": "34" * 16}],
+    )
+    assert [[s["type"] for m in r["matches"] for s in m["signals"]] for r in results] == [
+        ["video_md5"],
+        ["md5"],
+    ]
