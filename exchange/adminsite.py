@@ -136,8 +136,15 @@ class BeaconAdminSite(admin.AdminSite):
         return roles.has_admin_access(user) and bool(getattr(user, "is_verified", lambda: False)())
 
     def get_urls(self) -> list[URLResolver | URLPattern]:
+        from exchange.admin_dashboard import dashboard_view
+
         return [
             path("otp/enrol/", self.enrol_view, name="otp_enrol"),
+            path(
+                "dashboard/",
+                self.admin_view(lambda request: dashboard_view(self, request)),
+                name="dashboard",
+            ),
             *super().get_urls(),
         ]
 

@@ -189,7 +189,12 @@ def test_pause_and_resume_a_subscription(staff_client, exchange_admin, member_a)
 
 
 @pytest.mark.django_db
-def test_auditor_exports_csv_and_the_export_is_audited(staff_client, auditor_user, member_a):
+def test_auditor_exports_a_sealed_csv_that_verifies_offline(
+    staff_client, auditor_user, member_a, tmp_path
+):
+    from client.auditverify import verify_export
+    from exchange.audit import signing
+
     client = staff_client(auditor_user)
     seqs = list(AuditEvent.objects.values_list("pk", flat=True))
     response = client.post(
@@ -198,12 +203,32 @@ def test_auditor_exports_csv_and_the_export_is_audited(staff_client, auditor_use
     )
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
-    body = b"".join(response.streaming_content).decode()
-    lines = body.strip().splitlines()
-    assert lines[0].startswith("seq,at,actor_member,actor,action")
-    assert len(lines) == len(seqs) + 1
+    body = b"".join(response.streaming_content)
+    lines = body.decode().strip().splitlines()
+    assert lines[0].startswith("record,seq,at,actor_member,actor,action")
+    assert sum(1 for line in lines if line.startswith("event,")) == len(seqs)
+    export = tmp_path / "export.csv"
+    export.write_bytes(body)
+    key = tmp_path / "key.pem"
+    key.write_text(signing.public_key_pem())
+    result = verify_export(export, public_key=[key])
+    assert result.ok, result.summary()
     (event,) = AuditEvent.objects.filter(action="audit.export")
     assert event.actor == "user:olivia" and event.result_count == len(seqs)
+
+
+@pytest.mark.django_db
+def test_an_export_that_is_not_a_range_is_refused(staff_client, auditor_user, member_a, member_b):
+    client = staff_client(auditor_user)
+    seqs = list(AuditEvent.objects.order_by("seq").values_list("pk", flat=True))
+    response = client.post(
+        reverse("admin:audit_auditevent_changelist"),
+        {"action": "export_csv", "_selected_action": [seqs[0], seqs[-1]]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert b"covers every event" in response.content
+    assert not AuditEvent.objects.filter(action="audit.export").exists()
 
 
 @pytest.mark.django_db
