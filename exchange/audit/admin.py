@@ -106,7 +106,7 @@ class AuditEventAdmin(BeaconModelAdmin):
     @admin.action(description="Export selected events as sealed CSV", permissions=["export"])
     def export_csv(
         self, request: HttpRequest, queryset: QuerySet[AuditEvent]
-    ) -> HttpResponse | None:
+    ) -> StreamingHttpResponse | None:
         """Export the selection in the exchange's signed export format (the same CSV as
         ``GET /audit/events`` and ``manage.py audit_export``: events, checkpoints and a seal),
         so it verifies offline with ``beacon audit verify``. An export covers a range of
