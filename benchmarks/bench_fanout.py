@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+RESULTS = Path(os.environ.get("BEACON_BENCH_RESULTS") or ROOT / "benchmarks" / "results")
 SIZES = {"tiny": 2_000, "small": 20_000, "full": 100_000}
 SUBSCRIBERS = 10
 BATCH = 10_000

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+# ``benchmarks.run_all --results DIR`` points every script elsewhere (CI runs them tiny).
+RESULTS = Path(os.environ.get("BEACON_BENCH_RESULTS") or ROOT / "benchmarks" / "results")
 SIZES = {"tiny": 0.002, "small": 0.1, "full": 1.0}
 
 
