@@ -70,7 +70,9 @@ class LiveHashIndex:
         self.key_bits = key_bits
         self._lock = threading.Lock()
         self._index: PdqIndex | None = None
-        self._keys: dict[int, list[int]] = {}  # indicator id -> its keys (frame indexes only)
+        # Indicator id -> how many rows it has (keyed indexes only): its keys are
+        # ``id << key_bits | n`` for n below that count.
+        self._counts: dict[int, int] = {}
         self._seq = 0
         self._checked = 0.0
 
@@ -116,12 +118,13 @@ class LiveHashIndex:
     def _remember(self, ids: np.ndarray) -> None:
         if not self.key_bits:
             return
-        for key in ids.tolist():
-            self._keys.setdefault(key >> self.key_bits, []).append(key)
+        owners, counts = np.unique(ids >> self.key_bits, return_counts=True)
+        for owner, count in zip(owners.tolist(), counts.tolist(), strict=True):
+            self._counts[owner] = self._counts.get(owner, 0) + count
 
     def _rebuild(self, top: int) -> None:
         index = PdqIndex()
-        self._keys = {}
+        self._counts = {}
         ids, words = self._rows(self._live_indicators(None))
         index.add(ids, words)
         self._remember(ids)
@@ -138,7 +141,11 @@ class LiveHashIndex:
             live = self._live_indicators(touched)
             stale: list[int] = []
             for ind_id in touched:
-                stale.extend(self._keys.pop(ind_id, []) if self.key_bits else [ind_id])
+                if not self.key_bits:
+                    stale.append(ind_id)
+                    continue
+                base = ind_id << self.key_bits
+                stale.extend(range(base, base + self._counts.pop(ind_id, 0)))
             self._index.remove(stale)
             if live:
                 ids, words = self._rows(live)
@@ -148,7 +155,7 @@ class LiveHashIndex:
 
     def reset(self) -> None:
         with self._lock:
-            self._index, self._keys, self._seq, self._checked = None, {}, 0, 0.0
+            self._index, self._counts, self._seq, self._checked = None, {}, 0, 0.0
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -164,7 +171,7 @@ class LiveHashIndex:
 
     def rows_of(self, indicator_id: int) -> int:
         """How many hashes an indicator has in the index (frames of a video)."""
-        return len(self._keys.get(indicator_id, ()))
+        return self._counts.get(indicator_id, 0)
 
     def stats(self) -> dict[str, Any]:
         index = self._index

@@ -292,3 +292,19 @@ def test_md5_and_video_md5_match_each_other(upload, api_for, member_a, member_b)
         ["video_md5"],
         ["md5"],
     ]
+
+
+def test_the_frame_index_follows_new_and_retracted_videos(upload, api_for, member_a, member_b):
+    from signals.matching import live
+
+    first, second = random_frames(80, 4), random_frames(81, 6)
+    created = upload(member_a, [item("vpdq", vpdq_text(first))]).json()["signals"]
+    client = api_for(member_b)
+    query = [{"type": "vpdq", "value": vpdq_text(f)} for f in (first, second)]
+    assert [len(r["matches"]) for r in match(client, query)] == [1, 0]
+    upload(member_a, [item("vpdq", vpdq_text(second))])
+    assert [len(r["matches"]) for r in match(client, query)] == [1, 1]
+    assert live.vpdq().stats()["hashes"] == 10
+    api_for(member_a).delete(f"/api/v1/signals/{created[0]['id']}", {"reason": "x"}, format="json")
+    assert [len(r["matches"]) for r in match(client, query)] == [0, 1]
+    assert live.vpdq().stats()["hashes"] == 6
