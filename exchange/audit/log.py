@@ -157,7 +157,8 @@ def record(
 ) -> AuditEvent:
     """Append one event to the chain. Call it inside the transaction of the work it records,
     as late as possible: it locks the chain head until that transaction commits."""
-    with transaction.atomic():
+    # No savepoint: if the event cannot be written, the work it records must not commit either.
+    with transaction.atomic(savepoint=False):
         head = ChainHead.objects.select_for_update().filter(pk=1).first()
         if head is None:
             ChainHead.objects.get_or_create(pk=1)
