@@ -562,17 +562,54 @@ def signal_update(*, member: Member, signal_id: int, changes: Any, actor: Actor)
     signal.updated_at = timezone.now()
     signal.save()
     outbox.add(event=OutboxEvent.SIGNAL_UPSERTED, seq_from=signal.seq, seq_to=signal.seq)
+    bundle_updated = _update_bundle(signal, set(changes))
     audit.record(
         actor=actor,
         action=AuditAction.SIGNAL_UPDATE,
         target=f"signal:{signal.pk}",
         params=changes,
-        result_count=1,
-        details={"fields": sorted(changes)},
+        result_count=1 + len(bundle_updated),
+        details={
+            "fields": sorted(changes),
+            **({"bundle_updated": bundle_updated} if bundle_updated else {}),
+        },
     )
     return signal_out(
         signal, viewer_id=member.pk, feedback=feedback_totals([signal.pk]).get(signal.pk)
     )
+
+
+#: What the signals of one media bundle share: a change to one applies to all.
+BUNDLE_SHARED: dict[str, tuple[str, ...]] = {
+    "category": ("category",),
+    "tlp": ("tlp",),
+    "expires_at": ("expires_at",),
+    "audience": ("audience", "audience_kind", "audience_group", "audience_members"),
+}
+
+
+def _update_bundle(signal: Signal, changed: set[str]) -> list[int]:
+    """Apply the shared fields just changed on ``signal`` to the rest of its bundle."""
+    columns = [c for name in sorted(changed & set(BUNDLE_SHARED)) for c in BUNDLE_SHARED[name]]
+    if signal.bundle_id is None or not columns:
+        return []
+    siblings = list(
+        Signal.objects.select_for_update()
+        .filter(bundle_id=signal.bundle_id, owner_id=signal.owner_id, status=SignalStatus.ACTIVE)
+        .exclude(pk=signal.pk)
+        .order_by("pk")
+    )
+    if not siblings:
+        return []
+    start = sequences.allocate(sequences.FEED, len(siblings))
+    for offset, sibling in enumerate(siblings):
+        for column in columns:
+            setattr(sibling, column, getattr(signal, column))
+        sibling.seq = start + offset
+        sibling.updated_at = signal.updated_at
+    Signal.objects.bulk_update(siblings, [*columns, "seq", "updated_at"])
+    outbox.add(event=OutboxEvent.SIGNAL_UPSERTED, seq_from=start, seq_to=start + len(siblings) - 1)
+    return [s.pk for s in siblings]
 
 
 def _retract_bundle(signal: Signal, reason: str, now: datetime) -> list[int]:

@@ -232,22 +232,36 @@ def test_a_bundle_becomes_one_signal_per_hash_and_any_finds_the_others(
     assert {s["type"] for s in hit["bundle"]} == {"video_md5", "vpdq"}
 
 
-def test_bundle_siblings_are_shown_only_when_visible(upload, api_for, member_a, member_b):
+def test_bundle_siblings_share_audience_and_are_shown_only_when_visible(
+    upload, api_for, member_a, member_b
+):
     created = upload(member_a, [bundle(random_frames(50, 3))]).json()["signals"]
     by_type = {s["type"]: s["id"] for s in created}
     response = api_for(member_a).patch(
-        f"/api/v1/signals/{by_type['pdq']}", {"audience": "members:acme"}, format="json"
+        f"/api/v1/signals/{by_type['vpdq']}", {"confidence": 95, "tlp": "green"}, format="json"
     )
     assert response.status_code == 200, response.content
+    assert response.json()["frames"].count("\n") == 3
+    assert {s.pk: (s.tlp, s.confidence) for s in Signal.objects.all()} == {
+        by_type["vpdq"]: ("green", 95),
+        by_type["pdq"]: ("green", 50),
+        by_type["video_md5"]: ("green", 50),
+    }
+    # A sibling whose audience no longer includes the caller (changed outside the bundle
+    # rules, e.g. in the database) is not shown.
+    Signal.objects.filter(pk=by_type["pdq"]).update(
+        audience="members:acme", audience_kind="members", audience_members=",acme,"
+    )
     (hit,) = match(api_for(member_b), [{"type": "video_md5", "value": "ab" * 16}])[0]["matches"]
     assert {s["type"] for s in hit["bundle"]} == {"vpdq"}
     (own,) = match(api_for(member_a), [{"type": "video_md5", "value": "ab" * 16}])[0]["matches"]
     assert {s["type"] for s in own["bundle"]} == {"vpdq", "pdq"}
     response = api_for(member_a).patch(
-        f"/api/v1/signals/{by_type['vpdq']}", {"confidence": 95}, format="json"
+        f"/api/v1/signals/{by_type['vpdq']}", {"audience": "all"}, format="json"
     )
     assert response.status_code == 200, response.content
-    assert response.json()["frames"].count("\n") == 3
+    (hit,) = match(api_for(member_b), [{"type": "video_md5", "value": "ab" * 16}])[0]["matches"]
+    assert {s["type"] for s in hit["bundle"]} == {"vpdq", "pdq"}
 
 
 def test_retracting_one_hash_retracts_the_bundle(upload, api_for, member_a, member_b):
