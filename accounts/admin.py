@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -163,7 +164,9 @@ class MemberAdmin(BeaconModelAdmin):
             services.member_set_categories(member=original, categories=codes, actor=actor)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """Attestations are recorded by the service above, never by the inline."""
+        """Attestations are recorded by the service above, never by the read-only inline."""
+        for formset in formsets:
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
     @admin.action(description="Admit selected pending members", permissions=["manage"])
     def admit(self, request: HttpRequest, queryset: QuerySet[Member]) -> None:
@@ -267,11 +270,21 @@ class UserAdmin(BeaconModelAdmin, DjangoUserAdmin):
     def user_change_password(
         self, request: HttpRequest, id: str, form_url: str = ""
     ) -> HttpResponse:
+        """An administrator setting someone's password: audited (the field, never the value)."""
         if not roles.is_exchange_admin(request.user):
             from django.core.exceptions import PermissionDenied
 
             raise PermissionDenied
-        return super().user_change_password(request, id, form_url)
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:
+                services.user_save(
+                    user=User.objects.get(pk=id),
+                    created=False,
+                    fields=["password"],
+                    actor=admin_actor(request),
+                )
+        return response
 
 
 class TokenIssueForm(forms.ModelForm):
@@ -460,6 +473,17 @@ class SharingGroupAdmin(BeaconModelAdmin):
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         """Membership is changed by the services above, one audited change per member."""
+
+
+def _unregister_unused() -> None:
+    """Django's permission groups are not used (``accounts.roles`` decides access)."""
+    from django.contrib.auth.models import Group
+
+    if admin.site.is_registered(Group):
+        admin.site.unregister(Group)
+
+
+_unregister_unused()
 
 
 def _replace_totp_admin() -> None:

@@ -129,6 +129,7 @@ class BeaconAdminSite(admin.AdminSite):
     site_header = "Beacon exchange administration"
     site_title = "Beacon admin"
     index_title = "Exchange administration"
+    site_url = None  # the exchange has no public site; hide "View site"
     login_form = StaffAuthenticationForm
 
     def has_permission(self, request: HttpRequest) -> bool:
@@ -147,6 +148,22 @@ class BeaconAdminSite(admin.AdminSite):
             ),
             *super().get_urls(),
         ]
+
+    def password_change(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        """A staff user changing their own password: audited, in the change's transaction."""
+        with transaction.atomic():
+            response = super().password_change(request, extra_context)
+            if request.method == "POST" and response.status_code == 302:
+                from exchange import audit
+                from exchange.audit import AuditAction
+
+                audit.record(
+                    actor=admin_actor(request),
+                    action=AuditAction.ADMIN_ACTION,
+                    target=f"user:{request.user.get_username()}",
+                    details={"operation": "user.password_change", "fields": ["password"]},
+                )
+        return response
 
     def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         user = request.user
