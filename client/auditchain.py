@@ -257,13 +257,20 @@ class ChainWalker:
 
 
 def load_public_keys(pems: Iterable[bytes]) -> dict[str, Any]:
-    """``{key_id: Ed25519PublicKey}`` from PEM public keys."""
+    """``{key_id: Ed25519PublicKey}`` from PEM public keys (a file may hold several)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+    end = b"-----END PUBLIC KEY-----"
+    blocks = [
+        part.strip() + b"\n" + end + b"\n"
+        for pem in pems
+        for part in pem.split(end)
+        if part.strip()
+    ]
     keys: dict[str, Any] = {}
-    for pem in pems:
-        key = serialization.load_pem_public_key(pem)
+    for block in blocks:
+        key = serialization.load_pem_public_key(block)
         if not isinstance(key, Ed25519PublicKey):
             raise ValueError("the audit public key must be an Ed25519 key (PEM)")
         raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

@@ -783,8 +783,11 @@ def audit_export(
         if save_key:
             key = client.audit_public_key()
             key_path = out_path.with_name(out_path.name + ".pub")
-            pem = key.get("public_key") if isinstance(key, dict) else key
-            key_path.write_text(str(pem), "utf-8")
+            pem = str(key.get("public_key") if isinstance(key, dict) else key)
+            # Keys the exchange used before a rotation, so older checkpoints verify too.
+            previous = key.get("previous", []) if isinstance(key, dict) else []
+            pem += "".join(str(p.get("public_key", "")) for p in previous if isinstance(p, dict))
+            key_path.write_text(pem, "utf-8")
             key_id = key.get("key_id", "") if isinstance(key, dict) else ""
             err.print(f"public key {key_id} → {key_path}", markup=False)
             err.print(

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import MemberKind, Scope
+from client.auditchain import load_public_keys
 from exchange import audit
 from exchange.api import (
     ExchangeApi,
@@ -95,16 +96,23 @@ class AuditPublicKeyApi(ExchangeApi):
                     "algorithm": serializers.CharField(),
                     "key_id": serializers.CharField(),
                     "public_key": serializers.CharField(),
+                    "previous": serializers.ListField(child=serializers.DictField()),
                 },
             )
         }
     )
     def get(self, request: Request) -> Response:
+        previous = [
+            {"key_id": kid, "public_key": pem}
+            for pem in signing.previous_public_keys()
+            for kid in load_public_keys([pem.encode()])
+        ]
         return Response(
             {
                 "algorithm": "Ed25519",
                 "key_id": signing.key_id(),
                 "public_key": signing.public_key_pem(),
+                "previous": previous,
             }
         )
 

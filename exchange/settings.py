@@ -271,6 +271,8 @@ BEACON_IDENTIFIER_PEPPERS = env("BEACON_IDENTIFIER_PEPPERS")
 if not BEACON_IDENTIFIER_PEPPERS and (DEBUG or TESTING):
     BEACON_IDENTIFIER_PEPPERS = "v1:dev-only-pepper-do-not-use-in-production"
 BEACON_AUDIT_SIGNING_KEY = env("BEACON_AUDIT_SIGNING_KEY")  # PEM Ed25519 private key
+# After a key rotation: the earlier public keys (concatenated PEMs), so old checkpoints verify.
+BEACON_AUDIT_PREVIOUS_PUBLIC_KEYS = env("BEACON_AUDIT_PREVIOUS_PUBLIC_KEYS")
 # A signed checkpoint every N events or M minutes (whichever comes first, checked by beat).
 BEACON_AUDIT_CHECKPOINT_EVERY = env_int("BEACON_AUDIT_CHECKPOINT_EVERY", 1000)
 BEACON_AUDIT_CHECKPOINT_MINUTES = env_int("BEACON_AUDIT_CHECKPOINT_MINUTES", 10)

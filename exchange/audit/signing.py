@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from client.auditchain import key_id as _key_id
+from client.auditchain import load_public_keys
 
 _DEV_SEED = hashlib.sha256(b"beacon dev-only audit signing key, never for production").digest()
 
@@ -64,3 +66,21 @@ def key_id() -> str:
 def sign(message: bytes) -> str:
     """The base64 Ed25519 signature of ``message``."""
     return base64.b64encode(private_key().sign(message)).decode()
+
+
+_PEM_END = "-----END PUBLIC KEY-----"
+
+
+def previous_public_keys() -> list[str]:
+    """Earlier public keys (PEM) from ``BEACON_AUDIT_PREVIOUS_PUBLIC_KEYS``, after rotations."""
+    bundle = settings.BEACON_AUDIT_PREVIOUS_PUBLIC_KEYS or ""
+    return [
+        part.strip() + "\n" + _PEM_END + "\n" for part in bundle.split(_PEM_END) if part.strip()
+    ]
+
+
+def verification_keys() -> dict[str, Any]:
+    """``{key_id: public key}`` for the current key and every previous one."""
+    keys = load_public_keys(pem.encode() for pem in previous_public_keys())
+    keys[key_id()] = private_key().public_key()
+    return keys

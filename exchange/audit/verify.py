@@ -60,7 +60,7 @@ def verify_chain(since: int | datetime | None = None, *, chunk_size: int = 2000)
     if result.ok:
         _check_head(result, anchor)
     if result.ok:
-        keys = {signing.key_id(): signing.private_key().public_key()}
+        keys = signing.verification_keys()
         for checkpoint in checkpoints:
             check_checkpoint(result, keys, checkpoint.as_dict(), walker.kept.get(checkpoint.seq))
             if not result.ok:

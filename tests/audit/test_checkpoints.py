@@ -118,3 +118,31 @@ def test_production_refuses_to_sign_without_a_key(settings):
     settings.TESTING = False
     with pytest.raises(ImproperlyConfigured):
         signing.sign(b"x")
+
+
+def test_rotated_keys_still_verify_old_checkpoints(settings, api_for, auditor):
+    from exchange.audit.verify import verify_chain
+
+    def pem(private: Ed25519PrivateKey) -> str:
+        return private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    settings.BEACON_AUDIT_SIGNING_KEY = pem(old)
+    _events(2)
+    checkpoint_due(force=True)
+    old_public = signing.public_key_pem()
+    old_id = signing.key_id()
+    settings.BEACON_AUDIT_SIGNING_KEY = pem(new)
+    _events(2)
+    checkpoint_due(force=True)
+    assert verify_chain().problem == "bad signature"  # the old key is unknown
+    settings.BEACON_AUDIT_PREVIOUS_PUBLIC_KEYS = old_public
+    result = verify_chain()
+    assert result.ok and result.checkpoints == 2, result.summary()
+    body = api_for(auditor).get("/api/v1/audit/public-key").json()
+    assert body["key_id"] == signing.key_id() != old_id
+    assert body["previous"] == [{"key_id": old_id, "public_key": old_public}]
