@@ -94,6 +94,8 @@ def vpdq_from_video(path: Path, seconds_per_hash: float = 1.0) -> list[VpdqFrame
         import vpdq  # type: ignore[import-not-found]
     except ImportError:
         return _vpdq_with_av(path, seconds_per_hash)
+    if not hasattr(vpdq, "computeHash"):
+        return _vpdq_with_av(path, seconds_per_hash)
     try:
         features = vpdq.computeHash(str(path), seconds_per_hash=seconds_per_hash)
     except Exception as exc:  # noqa: BLE001 - the extension raises plain errors

@@ -20,15 +20,19 @@ KEY_BITS = 20
 def _brute_matcher():
     """threatexchange's reference matcher. Its package imports ``vpdq`` (for hashing files,
     unused here); a stub stands in when that package is not installed."""
+    stub = None
     try:
         import vpdq  # type: ignore[import-not-found]  # noqa: F401
     except ImportError:
         stub = types.ModuleType("vpdq")
         stub.VpdqFeature = object  # type: ignore[attr-defined]
-        sys.modules.setdefault("vpdq", stub)
-    from threatexchange.extensions.vpdq.vpdq_brute_matcher import match_VPDQ_hash_brute
-    from threatexchange.extensions.vpdq.vpdq_util import VpdqCompactFeature
-
+        sys.modules["vpdq"] = stub
+    try:
+        from threatexchange.extensions.vpdq.vpdq_brute_matcher import match_VPDQ_hash_brute
+        from threatexchange.extensions.vpdq.vpdq_util import VpdqCompactFeature
+    finally:
+        if stub is not None and sys.modules.get("vpdq") is stub:
+            del sys.modules["vpdq"]  # the client must not take the stub for the real package
     return match_VPDQ_hash_brute, VpdqCompactFeature
 
 
