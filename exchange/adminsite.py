@@ -174,7 +174,24 @@ class BeaconAdminSite(admin.AdminSite):
             and not confirmed_devices(user).exists()
         ):
             return HttpResponseRedirect(reverse("admin:otp_enrol"))
-        return super().login(request, extra_context)
+        with transaction.atomic():
+            response = super().login(request, extra_context)
+            if request.method == "POST" and response.status_code == 302:
+                # Signed in (failures are counted by django-axes): the audit log says who
+                # entered the admin, when, from where, and whether with a second factor.
+                from exchange import audit
+                from exchange.audit import AuditAction
+
+                audit.record(
+                    actor=admin_actor(request),
+                    action=AuditAction.ADMIN_ACTION,
+                    target=f"user:{request.user.get_username()}",
+                    details={
+                        "operation": "admin.login",
+                        "verified": getattr(request.user, "otp_device", None) is not None,
+                    },
+                )
+        return response
 
     @method_decorator_never_cache_csrf
     def enrol_view(self, request: HttpRequest) -> HttpResponse:

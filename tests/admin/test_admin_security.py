@@ -47,8 +47,9 @@ def test_a_staff_user_without_a_device_must_enrol_before_using_the_admin(exchang
     device.refresh_from_db()
     assert device.confirmed
     assert client.get("/admin/").status_code == 200
-    (event,) = AuditEvent.objects.filter(action="admin.action", actor="user:alice")
-    assert event.details == {"operation": "otp.enrol"}
+    login, enrol = AuditEvent.objects.filter(action="admin.action", actor="user:alice")
+    assert login.details == {"operation": "admin.login", "verified": False}
+    assert enrol.details == {"operation": "otp.enrol"}
 
 
 @pytest.mark.django_db
@@ -64,6 +65,8 @@ def test_a_staff_user_with_a_device_needs_its_code(exchange_admin):
     ok = _login(client, exchange_admin, fresh_code(device))
     assert ok.status_code == 302
     assert client.get("/admin/").status_code == 200
+    (login,) = AuditEvent.objects.filter(action="admin.action", actor="user:alice")
+    assert login.details == {"operation": "admin.login", "verified": True}
 
 
 @pytest.mark.django_db
