@@ -17,6 +17,7 @@ from django.core import signing
 from django.db import transaction
 from django.http import Http404
 from rest_framework import exceptions
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import SimpleRateThrottle
@@ -74,6 +75,19 @@ class TokenRateThrottle(SimpleRateThrottle):
 
 class MatchRateThrottle(TokenRateThrottle):
     scope_attr = "BEACON_MATCH_THROTTLE_RATE"
+
+
+class WriteRateThrottle(TokenRateThrottle):
+    """Per-token quota of writes (uploads of up to 10,000 items, updates, retractions,
+    feedback, subscriptions), apart from reads: a client paging the feed does not spend its
+    upload budget, and a runaway uploader is stopped before the general quota."""
+
+    scope_attr = "BEACON_WRITE_THROTTLE_RATE"
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if request.method in SAFE_METHODS:
+            return True
+        return super().allow_request(request, view)
 
 
 def _flatten_drf_errors(detail: Any, prefix: str = "") -> list[dict[str, Any]]:
@@ -163,7 +177,7 @@ class ExchangeApi(APIView):
 
     required_scope: ClassVar[str | dict[str, str] | None] = None
     audit_action: ClassVar[AuditAction | None] = None
-    throttle_classes = [TokenRateThrottle]
+    throttle_classes = [TokenRateThrottle, WriteRateThrottle]
 
     request: Request
 

@@ -1,5 +1,6 @@
-"""Bulk match is a membership-inference oracle: a jump in a member's match volume raises an
-alert (an audit event and a log line), once per member and hour."""
+"""Bulk match is a membership-inference oracle: it has a quota of its own, apart from writes
+and from the general one, and a jump in a member's match volume raises an alert (an audit
+event and a log line), once per member and hour."""
 
 from __future__ import annotations
 
@@ -75,3 +76,27 @@ def test_the_threshold_follows_the_members_usual_volume(member_a):
     assert not match_volume_observe(member=member_a, values=900, actor=actor, now=now)
     assert match_volume_observe(member=member_a, values=101, actor=actor, now=now)
     assert not match_volume_observe(member=member_a, values=1, actor=actor, now=now)
+
+
+def test_writes_and_matches_have_quotas_of_their_own(api_for, member_a, settings):
+    settings.BEACON_WRITE_THROTTLE_RATE = "2/min"
+    settings.BEACON_MATCH_THROTTLE_RATE = "1/min"
+    client = api_for(member_a)
+    for _ in range(2):
+        response = client.post(
+            "/api/v1/subscriptions", {"url": "https://hooks.example.org/x"}, format="json"
+        )
+        assert response.status_code != 429
+    refused = client.post(
+        "/api/v1/subscriptions", {"url": "https://hooks.example.org/y"}, format="json"
+    )
+    assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+    # Reads are not writes: the member may still read, and match once.
+    assert client.get("/api/v1/me").status_code == 200
+    _match(client, 1, "q")
+    assert (
+        client.post(
+            "/api/v1/match", {"purpose": "detection", "items": _items(1, "r")}, format="json"
+        ).status_code
+        == 429
+    )
