@@ -17,6 +17,7 @@ from django.utils.html import format_html
 
 from exchange.adminsite import BeaconModelAdmin, ReasonActionForm, admin_actor, error_text
 from signals import services, types
+from signals.lifecycle import signal_retract_as_admin
 from signals.models import Category, Feedback, Indicator, Signal, SignalStatus
 
 HEX = frozenset("0123456789abcdef")
@@ -185,14 +186,18 @@ class SignalAdmin(BeaconModelAdmin):
         if not reason:
             self.message_user(request, "Give a reason to retract signals.", messages.ERROR)
             return
-        actor = admin_actor(request)
 
         def _retract(signal: Signal) -> None:
             if signal.status == SignalStatus.RETRACTED:
                 raise ValueError("it is already retracted")
-            services.signal_retract(signal=signal, reason=reason, actor=actor)
+            signal_retract_as_admin(
+                user=request.user,  # type: ignore[arg-type]
+                signal_id=signal.pk,
+                reason=reason,
+                request=request,
+            )
 
-        self.run_each(request, queryset.select_related("owner", "category"), "Retracted", _retract)
+        self.run_each(request, queryset, "Retracted", _retract)
 
 
 @admin.register(Feedback)

@@ -1086,9 +1086,13 @@ def signal_feed(
 def category_save(
     *, category: Category, created: bool, fields: Iterable[str], actor: Actor
 ) -> Category:
-    """Save a taxonomy category edited by an exchange administrator, audited."""
+    """Save a taxonomy category edited by an exchange administrator, audited. Requiring more
+    attestations can take the category away from members: its signals are re-announced, so
+    they receive tombstones for what they may no longer see."""
     category.full_clean()
     category.save()
+    if not created and "required_attestations" in set(fields):
+        signal_reannounce(queryset=Signal.objects.filter(category=category))
     audit.record(
         actor=actor,
         action=AuditAction.CATEGORY_CHANGE,

@@ -192,3 +192,33 @@ def test_no_secret_of_a_device_is_shown(staff_client, exchange_admin, auditor_us
     detail = client.get(reverse("admin:otp_totp_totpdevice_change", args=[device.pk]))
     assert detail.status_code == 200
     assert device.key.encode() not in listing.content + detail.content
+
+
+@pytest.mark.django_db
+def test_requiring_more_attestations_re_announces_the_category_signals(
+    staff_client, exchange_admin, member_a
+):
+    from signals.models import Signal
+    from signals.services import signal_submit
+
+    signal_submit(
+        member=member_a,
+        items=[{"type": "sha256", "value": "ef" * 32, "category": "csea.grooming"}],
+        actor=SYSTEM,
+    )
+    before = Signal.objects.get().seq
+    category = Category.objects.get(code="csea.grooming")
+    response = staff_client(exchange_admin).post(
+        reverse("admin:signals_category_change", args=[category.pk]),
+        {
+            "code": category.code,
+            "name": category.name,
+            "description": category.description,
+            "references": "[]",
+            "required_attestations": '["agreement", "human_review", "user_appeals"]',
+            "default_ttl_days": "",
+            "active": "on",
+        },
+    )
+    assert response.status_code == 302, response.content[:3000]
+    assert Signal.objects.get().seq > before
