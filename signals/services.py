@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -428,14 +428,19 @@ def record_disclosures(*, member_id: int, signal_ids: list[int], channel: str) -
 
 
 def _disclose(
-    member: Member, signals: Iterable[Signal], channel: str
+    member: Member,
+    signals: Iterable[Signal],
+    channel: str,
+    owner_slugs: Mapping[int, str] | None = None,
 ) -> tuple[dict[str, list[int]], set[str]]:
-    """Record first disclosures of other members' signals; return the audit's view of them."""
+    """Record first disclosures of other members' signals; return the audit's view of them.
+    ``owner_slugs`` (owner id → slug) spares loading each signal's owner."""
     others = [s for s in signals if s.owner_id != member.pk]
     ids = sorted({s.pk for s in others})
     if ids:
         record_disclosures(member_id=member.pk, signal_ids=ids, channel=channel)
-    return ({member.slug: ids} if ids else {}), {s.owner.slug for s in others}
+    slugs = {owner_slugs[s.owner_id] if owner_slugs is not None else s.owner.slug for s in others}
+    return ({member.slug: ids} if ids else {}), slugs
 
 
 def _base(member: Member, purpose: str) -> Any:
@@ -785,16 +790,85 @@ def _sibling_out(signal: Signal) -> dict[str, Any]:
     return body
 
 
-def _match_signal_out(
-    signal: Signal, viewer_id: Any, totals: dict[int, dict[str, int]]
-) -> dict[str, Any]:
+def _indicators_by_value(type_name: str, values: list[str]) -> list[tuple[int, str]]:
+    """``(id, value)`` of the stored indicators of this type among ``values``: one array
+    parameter on PostgreSQL rather than thousands of bound placeholders."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, value FROM {Indicator._meta.db_table} "  # noqa: S608 - a model's table
+                "WHERE type = %s AND value = ANY(%s)",
+                [type_name, values],
+            )
+            return cursor.fetchall()
+    return list(
+        Indicator.objects.filter(type=type_name, value__in=values).values_list("pk", "value")
+    )
+
+
+@dataclass(frozen=True)
+class _MatchContext:
+    """What match answers need besides the signal rows: looked up once per request."""
+
+    viewer_id: int
+    owners: dict[int, tuple[str, str]]  # owner id -> (slug, attribution)
+    categories: dict[int, str]  # category id -> code
+    indicator_types: dict[int, str]  # indicator id -> type name
+    totals: dict[int, dict[str, int]]
+
+    @classmethod
+    def load(
+        cls,
+        viewer_id: int,
+        signals: Iterable[Signal],
+        indicator_types: dict[int, str],
+        totals: dict[int, dict[str, int]] | None = None,
+    ) -> _MatchContext:
+        rows = list(signals)
+        owners = {
+            pk: (slug, attribution)
+            for pk, slug, attribution in Member.objects.filter(
+                pk__in={s.owner_id for s in rows}
+            ).values_list("pk", "slug", "attribution")
+        }
+        return cls(
+            viewer_id=viewer_id,
+            owners=owners,
+            categories=dict(Category.objects.values_list("pk", "code")),
+            indicator_types=indicator_types,
+            totals=totals or {},
+        )
+
+    def owner_slugs(self) -> dict[int, str]:
+        return {pk: slug for pk, (slug, _) in self.owners.items()}
+
+
+#: The signal columns a match answer shows; the rest stay in the database.
+MATCH_COLUMNS = (
+    "id",
+    "indicator_id",
+    "owner_id",
+    "category_id",
+    "confidence",
+    "severity",
+    "tlp",
+    "tags",
+    "created_at",
+    "expires_at",
+    "bundle_id",
+    "quality",
+)
+
+
+def _match_signal_out(signal: Signal, ctx: _MatchContext) -> dict[str, Any]:
+    slug, attribution = ctx.owners[signal.owner_id]
     return {
         "id": signal.pk,
-        "type": signal.indicator.type,
-        "owner": signal.owner.slug
-        if signal.owner_id == viewer_id
-        else ("anonymous" if signal.owner.attribution == "anonymous" else signal.owner.slug),
-        "category": signal.category.code,
+        "type": ctx.indicator_types[signal.indicator_id],
+        "owner": slug
+        if signal.owner_id == ctx.viewer_id
+        else ("anonymous" if attribution == "anonymous" else slug),
+        "category": ctx.categories[signal.category_id],
         "confidence": signal.confidence,
         "severity": signal.severity,
         "tlp": signal.tlp,
@@ -802,7 +876,7 @@ def _match_signal_out(
         "created_at": signal.created_at,
         "expires_at": signal.expires_at,
         "bundle_id": str(signal.bundle_id) if signal.bundle_id else None,
-        "feedback": totals.get(signal.pk, {}),
+        "feedback": ctx.totals.get(signal.pk, {}),
         **_quality_out(signal),
     }
 
@@ -847,9 +921,7 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
     for type_name, values in by_type.items():
         value_list = list(values)
         for start in range(0, len(value_list), 5000):
-            for ind_id, value in Indicator.objects.filter(
-                type=type_name, value__in=value_list[start : start + 5000]
-            ).values_list("pk", "value"):
+            for ind_id, value in _indicators_by_value(type_name, value_list[start : start + 5000]):
                 indicator_ids.add(ind_id)
                 for index in values[value]:
                     hits[index].append((ind_id, None))
@@ -863,18 +935,25 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
 
     signals_by_indicator: dict[int, list[Signal]] = defaultdict(list)
     ids = sorted(indicator_ids)
+    indicator_types: dict[int, str] = {}
     for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
         for signal in (
-            _base(member, purpose).live().filter(indicator_id__in=ids[start : start + 5000])
+            Signal.objects.visible_to(member, purpose)
+            .live()
+            .filter(indicator_id__in=chunk)
+            .only(*MATCH_COLUMNS)
         ):
             signals_by_indicator[signal.indicator_id].append(signal)
+        indicator_types.update(Indicator.objects.filter(pk__in=chunk).values_list("pk", "type"))
     matched: dict[int, Signal] = {s.pk: s for group in signals_by_indicator.values() for s in group}
     bundles = _visible_bundles(member, purpose, matched.values())
 
     if not policy.discloses_values(purpose):
+        categories = dict(Category.objects.values_list("pk", "code"))
         by_category: dict[str, int] = defaultdict(int)
         for s in matched.values():
-            by_category[s.category.code] += 1
+            by_category[categories[s.category_id]] += 1
         items_matched = sum(
             1
             for index, _, _, _ in parsed
@@ -897,7 +976,9 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
             }
         }
 
-    totals = feedback_totals(matched)
+    # Bundle siblings leave with the match: they are disclosed (and audited) too.
+    given = {**matched, **{s.pk: s for group in bundles.values() for s in group}}
+    ctx = _MatchContext.load(member.pk, given.values(), indicator_types, feedback_totals(matched))
     results = []
     for index, _, canonical, _ in parsed:
         matches = []
@@ -907,10 +988,7 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
                 continue
             entry: dict[str, Any] = {
                 "indicator_id": ind_id,
-                "signals": [
-                    _match_signal_out(s, member.pk, totals)
-                    for s in sorted(visible, key=lambda s: s.pk)
-                ],
+                "signals": [_match_signal_out(s, ctx) for s in sorted(visible, key=lambda s: s.pk)],
             }
             if dist is not None:
                 entry["distance"] = dist
@@ -924,9 +1002,7 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
         if query_quality is not None:
             result["low_quality"] = query_quality < settings.BEACON_PDQ_QUALITY_FLOOR
         results.append(result)
-    # Bundle siblings leave with the match: they are disclosed (and audited) too.
-    given = {**matched, **{s.pk: s for group in bundles.values() for s in group}}
-    disclosed, owners = _disclose(member, given.values(), "match")
+    disclosed, owners = _disclose(member, given.values(), "match", ctx.owner_slugs())
     audit.record(
         actor=actor,
         action=AuditAction.SIGNAL_MATCH,
@@ -982,7 +1058,12 @@ def signal_match_text(
                 "signals_matched": len(matched),
             }
         }
-    totals = feedback_totals(matched)
+    ctx = _MatchContext.load(
+        member.pk,
+        matched.values(),
+        {s.indicator_id: s.indicator.type for s in matched.values()},
+        feedback_totals(matched),
+    )
     results = [
         {
             "keyword": o.keyword,
@@ -990,7 +1071,7 @@ def signal_match_text(
             "start": o.start,
             "end": o.end,
             "signals": [
-                _match_signal_out(s, member.pk, totals)
+                _match_signal_out(s, ctx)
                 for s in sorted(visible[o.indicator_id], key=lambda s: s.pk)
             ],
         }
