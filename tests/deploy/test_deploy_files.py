@@ -177,3 +177,11 @@ def test_start_scripts_are_posix_shell_and_exec_their_process():
 def test_gunicorn_is_a_pinned_dependency():
     assert re.search(r'"gunicorn[>=]', (ROOT / "pyproject.toml").read_text())
     assert re.search(r"^gunicorn==", (ROOT / "constraints.txt").read_text(), re.M)
+
+
+def test_every_test_the_threat_model_cites_exists():
+    text = (ROOT / "docs" / "threat-model.md").read_text()
+    cited = set(re.findall(r"`(tests/[\w/]+\.py)`", text))
+    assert len(cited) > 15
+    missing = sorted(c for c in cited if not (ROOT / c).is_file())
+    assert not missing, missing
