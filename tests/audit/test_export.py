@@ -155,3 +155,13 @@ def test_filters_since_until_action(logged, api_for, auditor, key_file, tmp_path
 def test_export_needs_audit_read(api_for, member_a):
     assert_problem(api_for(member_a, scopes=["signals:read"]).get("/api/v1/audit/events"), 403)
     assert_problem(api_for().get("/api/v1/audit/events"), 401)
+
+
+def test_events_are_read_in_bounded_pages(django_assert_num_queries):
+    from exchange.audit.export import ExportQuery, iter_events
+
+    make_events(10)
+    # 3 pages of 4 (4 + 4 + 2 rows) and the empty page that ends the stream: never all at once.
+    with django_assert_num_queries(4):
+        seqs = [row["seq"] for row in iter_events(ExportQuery(), chunk_size=4)]
+    assert seqs == sorted(seqs) and len(seqs) == AuditEvent.objects.count()
