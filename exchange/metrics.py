@@ -2,9 +2,10 @@
 
 Two kinds of figures (docs/decisions/0901-metrics.md):
 
-- **Counters** kept in Redis (one hash per family), so every gunicorn worker on every host adds
-  to the same totals and any web process can answer a scrape: API requests by endpoint, method
-  and status; request latency as a histogram; values matched. On the embedded back end they
+- **Counters** kept in Redis (one hash per family), so every gunicorn worker and Celery worker
+  on every host adds to the same totals and any web process can answer a scrape: API requests
+  by endpoint, method and status; request latency as a histogram; values matched; webhook
+  delivery attempts by outcome. On the embedded back end they
   are per process.
 - **Gauges** read from the database at scrape time: outbox backlog, deliveries by status, the
   audit chain head and the events since the last signed checkpoint.
@@ -99,6 +100,12 @@ def reset() -> None:
 def count(**amounts: float) -> None:
     """Add to plain counters (names in ``COUNTERS``), exposed as ``beacon_<name>_total``."""
     _add([(_COUNTERS, name, amount) for name, amount in amounts.items()])
+
+
+def count_outcome(name: str, outcome: str) -> None:
+    """Add one to a counter by outcome (names in ``OUTCOME_COUNTERS``), exposed as
+    ``beacon_<name>_total{outcome="..."}``."""
+    _add([(_COUNTERS, f"{name}|{outcome}", 1)])
 
 
 def observe_request(*, endpoint: str, method: str, status: int, seconds: float) -> None:
@@ -227,6 +234,12 @@ def render() -> str:
             f"# TYPE beacon_{name}_total counter",
             f"beacon_{name}_total {_fmt(counters.get(name, 0))}",
         ]
+    for name, help_text in OUTCOME_COUNTERS.items():
+        lines += [f"# HELP beacon_{name}_total {help_text}", f"# TYPE beacon_{name}_total counter"]
+        for key, value in sorted(counters.items()):
+            family, _, outcome = key.partition("|")
+            if family == name and outcome:
+                lines.append(f'beacon_{name}_total{{outcome="{_label(outcome)}"}} {_fmt(value)}')
     lines += _gauges()
     return "\n".join(lines) + "\n"
 
@@ -234,6 +247,10 @@ def render() -> str:
 COUNTERS = {
     "match_values": "Values members asked to match.",
     "match_requests": "Bulk match requests answered.",
+}
+OUTCOME_COUNTERS = {
+    "delivery_attempts": "Webhook delivery attempts by outcome (succeeded, pending = will retry, "
+    "dead, cancelled, skipped).",
 }
 
 

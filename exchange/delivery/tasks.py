@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from exchange import metrics
 from exchange.delivery import dispatch, services
 
 
@@ -21,7 +22,9 @@ def fan_out() -> int:
 @shared_task(name=dispatch.DELIVER, acks_late=True, ignore_result=True)
 def deliver(delivery_id: int) -> str:
     """One attempt at one delivery."""
-    return services.delivery_attempt(delivery_id=delivery_id).status
+    status = str(services.delivery_attempt(delivery_id=delivery_id).status)
+    metrics.count_outcome("delivery_attempts", status)
+    return status
 
 
 @shared_task(name=dispatch.SWEEP, acks_late=True, ignore_result=True)

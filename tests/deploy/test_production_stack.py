@@ -278,6 +278,8 @@ def test_upload_match_webhook_feedback_and_audit_over_the_production_stack(
                 == "1"
             )
             assert int(samples['beacon_deliveries{status="succeeded"}']) >= 1
+            # Counted by the Celery worker, read by the web process.
+            assert int(samples['beacon_delivery_attempts_total{outcome="succeeded"}']) >= 1
             assert samples["beacon_match_values_total"] == "2"
             assert int(samples["beacon_audit_chain_head_seq"]) > 0
 

@@ -116,3 +116,27 @@ def test_uploads_show_in_the_outbox_backlog(client, api_for, member_a):
     assert response.status_code == 201, response.content
     samples = _samples(_scrape(client).content.decode())
     assert samples["beacon_outbox_backlog"] >= 1
+
+
+def test_delivery_attempts_are_counted_by_outcome(client, member_a, member_b):
+    from exchange.delivery import sender, services
+    from exchange.delivery.models import Delivery
+    from exchange.delivery.tasks import deliver
+    from tests.delivery.conftest import submit, subscribe
+    from tests.delivery.receiver import Receiver
+
+    receiver = Receiver().start()
+    sender.reset_pool()
+    try:
+        subscribe(member_b, receiver.url)
+        submit(member_a, "metrics-delivery")
+        services.fan_out_pending(budget_seconds=30)
+        for delivery_id in Delivery.objects.values_list("pk", flat=True):
+            deliver(delivery_id)
+            deliver(delivery_id)  # already done: skipped
+    finally:
+        receiver.stop()
+        sender.reset_pool()
+    samples = _samples(_scrape(client).content.decode())
+    assert samples['beacon_delivery_attempts_total{outcome="succeeded"}'] >= 1
+    assert samples['beacon_delivery_attempts_total{outcome="skipped"}'] >= 1
