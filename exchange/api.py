@@ -260,30 +260,36 @@ class ExchangeApi(APIView):
 
     def _audit_unrecorded(self, response: Any) -> None:
         drf_request = getattr(self, "request", None)
+        action, purpose = self.unrecorded_action(ok=response.status_code < 400)
         auth = getattr(drf_request, "_auth", None) if drf_request is not None else None
-        ok = response.status_code < 400
         if isinstance(auth, ApiToken):
             actor = Actor.for_token(auth, request=drf_request)
         else:
             actor = Actor(
-                label=_presented_token_label(drf_request),
+                label=self.presented_label(drf_request),
                 request_id=getattr(drf_request, "request_id", ""),
                 client_ip=audit.log.client_ip(drf_request),
             )
-        action = (
-            self.audit_action
-            if ok and self.audit_action
-            else (AuditAction.API_REQUEST if ok else AuditAction.API_REFUSED)
-        )
         with transaction.atomic():
             audit.record(
                 actor=actor,
                 action=action,
+                purpose=purpose,
                 target=f"{drf_request.method} {drf_request.path}"
                 if drf_request is not None
                 else "",
                 details={"status": response.status_code},
             )
+
+    def unrecorded_action(self, *, ok: bool) -> tuple[AuditAction, str]:
+        """The action (and purpose) recorded for a request no service audited."""
+        if not ok:
+            return AuditAction.API_REFUSED, ""
+        return self.audit_action or AuditAction.API_REQUEST, ""
+
+    def presented_label(self, request: Any) -> str:
+        """Name the credential a refused request presented (never the secret itself)."""
+        return _presented_token_label(request)
 
 
 def _presented_token_label(request: Any) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -25,10 +25,10 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.models import ApiToken, Purpose, Scope
-from exchange import audit, policy
+from accounts.models import Purpose, Scope
+from exchange import policy
 from exchange.api import ExchangeApi, ProblemError, decode_cursor, encode_cursor, validation_error
-from exchange.audit import Actor, AuditAction
+from exchange.audit import AuditAction
 from exchange.problems import TAXII_CONTENT_TYPE, taxii_error_body
 from signals import stix
 from signals.taxii import services
@@ -198,26 +198,11 @@ class TaxiiApi(ExchangeApi):
                 "TAXII reads are for detection; this token may not be used for it."
             )
 
-    def _audit_unrecorded(self, response: Any) -> None:
-        drf_request = getattr(self, "request", None)
-        auth = getattr(drf_request, "_auth", None) if drf_request is not None else None
-        ok = response.status_code < 400
-        if isinstance(auth, ApiToken):
-            actor = Actor.for_token(auth, request=drf_request)
-        else:
-            actor = Actor(
-                label=presented_token_label(drf_request),
-                request_id=getattr(drf_request, "request_id", ""),
-                client_ip=audit.log.client_ip(drf_request),
-            )
-        with transaction.atomic():
-            audit.record(
-                actor=actor,
-                action=AuditAction.TAXII_READ if ok else AuditAction.API_REFUSED,
-                purpose=Purpose.DETECTION if ok else "",
-                target=f"{drf_request.method} {drf_request.path}" if drf_request else "",
-                details={"status": response.status_code},
-            )
+    def unrecorded_action(self, *, ok: bool) -> tuple[AuditAction, str]:
+        return (AuditAction.TAXII_READ, Purpose.DETECTION) if ok else (AuditAction.API_REFUSED, "")
+
+    def presented_label(self, request: Any) -> str:
+        return presented_token_label(request)
 
     # -- helpers ---------------------------------------------------------------------------
     def root_url(self) -> str:
