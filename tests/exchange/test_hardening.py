@@ -72,8 +72,15 @@ def _line(out: str, tag: str) -> dict:
     )
 
 
-def test_deploy_check_is_clean_and_pages_are_hardened_under_production_settings():
-    result = _production()
+def test_deploy_check_is_clean_and_pages_are_hardened_under_production_settings(tmp_path):
+    # Secrets given as files (<NAME>_FILE), as Docker and Kubernetes secrets are mounted.
+    files = {}
+    for name in ("SECRET_KEY", "BEACON_IDENTIFIER_PEPPERS", "BEACON_AUDIT_SIGNING_KEY"):
+        path = tmp_path / name.lower()
+        path.write_text(PRODUCTION_ENV[name] + "\n")
+        files[name] = ""
+        files[f"{name}_FILE"] = str(path)
+    result = _production(**files)
     assert result.returncode == 0, result.stderr[-3000:]
     headers = _line(result.stdout, "HEADERS")
     assert headers["status"] == 200
