@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -118,19 +120,21 @@ SubscriptionIn = inline_serializer(
 )
 
 
-def _not_found(what: str) -> ProblemError:
-    return ProblemError(404, f"No such {what}.", slug="not-found")
-
-
-def _invalid(exc: services.InvalidRequest) -> ProblemError:
-    error = _validation_error(exc.errors, exc.detail or "The request has invalid fields.")
-    if any(e["field"] == "url" for e in exc.errors):
-        error.slug = "unsafe-webhook-url"
-    return error
-
-
-def _conflict(exc: services.Conflict) -> ProblemError:
-    return ProblemError(409, str(exc), slug="conflict")
+@contextmanager
+def answering(what: str = "subscription") -> Iterator[None]:
+    """Turn the delivery services' refusals into problems: a ``what`` the member may not see
+    is a 404, invalid input a 422 (an unsafe URL says so), a state conflict a 409."""
+    try:
+        yield
+    except services.NotFound:
+        raise ProblemError(404, f"No such {what}.", slug="not-found") from None
+    except services.InvalidRequest as exc:
+        error = _validation_error(exc.errors, exc.detail or "The request has invalid fields.")
+        if any(e["field"] == "url" for e in exc.errors):
+            error.slug = "unsafe-webhook-url"
+        raise error from exc
+    except services.Conflict as exc:
+        raise ProblemError(409, str(exc), slug="conflict") from exc
 
 
 class SubscriptionCollectionApi(ExchangeApi):
@@ -150,7 +154,7 @@ class SubscriptionCollectionApi(ExchangeApi):
             raise _validation_error(
                 [{"index": None, "field": f, "detail": f"unknown field {f!r}"} for f in unknown]
             )
-        try:
+        with answering():
             created = services.subscription_create(
                 member=self.member,
                 url=body.get("url"),
@@ -160,8 +164,6 @@ class SubscriptionCollectionApi(ExchangeApi):
                 description=body.get("description") or "",
                 actor=self.actor,
             )
-        except services.InvalidRequest as exc:
-            raise _invalid(exc) from exc
         return Response(
             {**subscription_out(created.subscription), "secret": created.secret}, status=201
         )
@@ -185,22 +187,18 @@ class SubscriptionDetailApi(ExchangeApi):
 
     @extend_schema(responses={200: SubscriptionOut})
     def get(self, request: Request, subscription_id: int) -> Response:
-        try:
+        with answering():
             subscription = services.subscription_get(
                 member=self.member, subscription_id=subscription_id, actor=self.actor
             )
-        except services.NotFound:
-            raise _not_found("subscription") from None
         return Response(subscription_out(subscription))
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, subscription_id: int) -> Response:
-        try:
+        with answering():
             services.subscription_delete(
                 member=self.member, subscription_id=subscription_id, actor=self.actor
             )
-        except services.NotFound:
-            raise _not_found("subscription") from None
         return Response(status=204)
 
 
@@ -211,12 +209,10 @@ class SubscriptionRotateSecretApi(ExchangeApi):
 
     @extend_schema(request=None, responses={200: SubscriptionWithSecret})
     def post(self, request: Request, subscription_id: int) -> Response:
-        try:
+        with answering():
             rotated = services.subscription_rotate_secret(
                 member=self.member, subscription_id=subscription_id, actor=self.actor
             )
-        except services.NotFound:
-            raise _not_found("subscription") from None
         return Response({**subscription_out(rotated.subscription), "secret": rotated.secret})
 
 
@@ -227,16 +223,10 @@ class SubscriptionResumeApi(ExchangeApi):
 
     @extend_schema(request=None, responses={200: SubscriptionOut})
     def post(self, request: Request, subscription_id: int) -> Response:
-        try:
+        with answering():
             subscription = services.subscription_resume_own(
                 member=self.member, subscription_id=subscription_id, actor=self.actor
             )
-        except services.NotFound:
-            raise _not_found("subscription") from None
-        except services.InvalidRequest as exc:
-            raise _invalid(exc) from exc
-        except services.Conflict as exc:
-            raise _conflict(exc) from exc
         return Response(subscription_out(subscription))
 
 
@@ -247,14 +237,10 @@ class SubscriptionTestApi(ExchangeApi):
 
     @extend_schema(request=None, responses={200: DeliveryOut})
     def post(self, request: Request, subscription_id: int) -> Response:
-        try:
+        with answering():
             delivery = services.subscription_test(
                 member=self.member, subscription_id=subscription_id, actor=self.actor
             )
-        except services.NotFound:
-            raise _not_found("subscription") from None
-        except services.Conflict as exc:
-            raise _conflict(exc) from exc
         return Response(delivery_out(delivery))
 
 
@@ -290,7 +276,7 @@ class SubscriptionDeliveryListApi(ExchangeApi):
                 )
             before = int(state.get("before", 0)) or None
         limit = parse_limit(params.get("limit"), default=100, maximum=1000)
-        try:
+        with answering():
             rows, last = services.delivery_list(
                 member=self.member,
                 subscription_id=subscription_id,
@@ -299,10 +285,6 @@ class SubscriptionDeliveryListApi(ExchangeApi):
                 limit=limit,
                 status=params.get("status") or None,
             )
-        except services.NotFound:
-            raise _not_found("subscription") from None
-        except services.InvalidRequest as exc:
-            raise _invalid(exc) from exc
         cursor = (
             encode_cursor(
                 {"before": last, "s": subscription_id, "m": self.member.pk}, salt=_CURSOR_SALT
@@ -320,12 +302,8 @@ class DeliveryRedeliverApi(ExchangeApi):
 
     @extend_schema(request=None, responses={202: DeliveryOut})
     def post(self, request: Request, delivery_id: int) -> Response:
-        try:
+        with answering("delivery"):
             delivery = services.delivery_redeliver_own(
                 member=self.member, delivery_id=delivery_id, actor=self.actor
             )
-        except services.NotFound:
-            raise _not_found("delivery") from None
-        except services.Conflict as exc:
-            raise _conflict(exc) from exc
         return Response(delivery_out(delivery), status=202)
