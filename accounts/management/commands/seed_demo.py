@@ -104,7 +104,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  admin TOTP   {username:<8} secret {device['secret']}  "
                 f"(add to an authenticator app: {device['otpauth_url']}; "
-                f"or `oathtool --totp -b {device['secret']}`)"
+                f"or `DEBUG=1 .venv/bin/python manage.py demo_totp {username}`)"
             )
         for slug, token in tokens.items():
             self.stdout.write(f"  token        {slug:<16} {token}")
