@@ -15,14 +15,13 @@ class SignalQuerySet(models.QuerySet[Any]):
         """Signals ``member`` may see for ``purpose``: its own (any status) and other members'
         live signals the policy lets it receive. Purpose rule 5 (research: aggregates only) is
         applied by the services that turn rows into answers."""
-        from signals.models import Category
-
-        group_ids = list(member.sharing_groups.values_list("pk", flat=True))
-        codes = policy.receivable_categories(member, Category.objects.all())
-        category_ids = list(Category.objects.filter(code__in=codes).values_list("pk", flat=True))
+        group_ids, category_ids = receiving_context(member)
         return self.filter(
             policy.visible_q(
-                member, group_ids=group_ids, category_ids=category_ids, include_own=include_own
+                member,
+                group_ids=sorted(group_ids),
+                category_ids=sorted(category_ids),
+                include_own=include_own,
             )
         )
 
