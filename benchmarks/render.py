@@ -204,6 +204,54 @@ def rows_for(name: str, data: dict[str, Any]) -> list[Row]:
                 "REST feed",
             ),
         ]
+    if name == "audit":
+        return [
+            Row(
+                name,
+                "audit record() through the chain head",
+                _num(get(data, "record.events_per_s")),
+                "events/s",
+                "",
+                None,
+                "",
+            ),
+            Row(
+                name,
+                f"audit export JSONL, {get(data, 'events')} events",
+                _num(get(data, "export_jsonl.rows_per_s")),
+                "rows/s",
+                "",
+                None,
+                "",
+            ),
+            Row(
+                name,
+                "audit verify in the database",
+                _num(get(data, "verify_chain_rows_per_s")),
+                "rows/s",
+                "",
+                None,
+                "",
+            ),
+            Row(
+                name,
+                "audit verify offline (JSONL export)",
+                _num(get(data, "export_jsonl.offline_verify_rows_per_s")),
+                "rows/s",
+                "",
+                None,
+                "",
+            ),
+            Row(
+                name,
+                "audit export peak Python memory",
+                _num(get(data, "export_peak_python_mib")),
+                "MiB",
+                "streamed, flat",
+                None,
+                "",
+            ),
+        ]
     return []
 
 
@@ -219,7 +267,7 @@ def _fmt(value: float | None) -> str:
 
 def collect(results: Path) -> list[Row]:
     rows: list[Row] = []
-    for name in ("upload", "match", "pdq", "vpdq", "fanout", "taxii"):
+    for name in ("upload", "match", "pdq", "vpdq", "fanout", "taxii", "audit"):
         path = results / f"{name}.json"
         if path.exists():
             rows += rows_for(name, json.loads(path.read_text()))

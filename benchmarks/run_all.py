@@ -35,6 +35,7 @@ PLAN: dict[str, dict[str, str]] = {
     "vpdq": {"bench": "small", "tiny": "tiny"},
     "fanout": {"bench": "full", "tiny": "tiny"},
     "taxii": {"bench": "small", "tiny": "tiny"},
+    "audit": {"bench": "full", "tiny": "tiny"},
 }
 # Scripts that take the output file as an option rather than writing to the results folder.
 OUTPUT_OPTION = {"pdq", "vpdq"}
