@@ -49,6 +49,7 @@ class CategoryAdmin(BeaconModelAdmin):
 
 @admin.register(Indicator)
 class IndicatorAdmin(BeaconModelAdmin):
+    show_full_result_count = False  # no second COUNT(*) over a large table
     list_display = ["id", "type", "value_hash", "key_version", "created_at"]
     list_filter = ["type", "key_version"]
     fields = ["type", "value_hash", "key_version", "created_at"]
@@ -79,6 +80,7 @@ class SignalSearchForm(forms.Form):
 
 @admin.register(Signal)
 class SignalAdmin(BeaconModelAdmin):
+    show_full_result_count = False  # no second COUNT(*) over a large table
     auditor_may_view = True
     list_display = [
         "id",
@@ -202,6 +204,7 @@ class SignalAdmin(BeaconModelAdmin):
 
 @admin.register(Feedback)
 class FeedbackAdmin(BeaconModelAdmin):
+    show_full_result_count = False  # no second COUNT(*) over a large table
     list_display = ["id", "signal_link", "member", "reaction", "action_taken", "created_at"]
     list_filter = ["reaction", "member"]
     list_select_related = ["member", "signal"]

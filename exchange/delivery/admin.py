@@ -65,6 +65,7 @@ class SubscriptionAdmin(BeaconModelAdmin):
 
 @admin.register(Delivery)
 class DeliveryAdmin(BeaconModelAdmin):
+    show_full_result_count = False  # no second COUNT(*) over a large table
     list_display = [
         "id",
         "member",
@@ -130,6 +131,7 @@ class ProcessedFilter(admin.SimpleListFilter):
 
 @admin.register(OutboxEntry)
 class OutboxEntryAdmin(BeaconModelAdmin):
+    show_full_result_count = False  # no second COUNT(*) over a large table
     list_display = ["id", "event", "seq_from", "seq_to", "created_at", "processed_at"]
     list_filter = [ProcessedFilter, "event"]
     fields = [
