@@ -1,6 +1,6 @@
 """Prometheus metrics at ``/metrics``, in the text exposition format.
 
-Two kinds of figures (docs/decisions/0901-metrics.md):
+Two kinds of figures (docs/decisions/1201-metrics.md):
 
 - **Counters** kept in Redis (one hash per family), so every gunicorn worker and Celery worker
   on every host adds to the same totals and any web process can answer a scrape: API requests
