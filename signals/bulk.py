@@ -70,42 +70,48 @@ class Written:
 def write(*, member: Member, parsed: Sequence[Any]) -> Written:
     """Upsert ``parsed`` items (``signals.services.ParsedItem``) for ``member``. Call inside a
     transaction; allocates one feed seq per changed signal."""
-    indicator_ids = resolve_indicators(parsed)
+    indicator_ids, created = _resolve(parsed)
     _store_frames(parsed, indicator_ids)
     last = {ind: pos for pos, ind in enumerate(indicator_ids)}
     positions = sorted(last.values())
     seq_from = sequences.allocate(sequences.FEED, len(positions))
     now = timezone.now()
     rows = []
+    owner_id = member.pk
     for offset, pos in enumerate(positions):
-        f = parsed[pos].fields
+        item = parsed[pos]
+        f = item.fields
+        group = f["audience_group"]
         rows.append(
-            {
-                "indicator_id": indicator_ids[pos],
-                "owner_id": member.pk,
-                "category_id": parsed[pos].category.pk,
-                "tags": f["tags"],
-                "confidence": f["confidence"],
-                "severity": f["severity"],
-                "audience": f["audience"],
-                "audience_kind": f["audience_kind"],
-                "audience_group_id": f["audience_group"].pk if f["audience_group"] else None,
-                "audience_members": f["audience_members"],
-                "tlp": f["tlp"],
-                "expires_at": f["expires_at"],
-                "status": "active",
-                "external_id": f["external_id"],
-                "quality": f["quality"],
-                "lang": f["lang"],
-                "seq": seq_from + offset,
-                "created_at": now,
-                "updated_at": now,
-                "retracted_at": None,
-                "retract_reason": "",
-                "bundle_id": f.get("bundle_id"),
-            }
+            (
+                indicator_ids[pos],
+                owner_id,
+                item.category.pk,
+                f["tags"],
+                f["confidence"],
+                f["severity"],
+                f["audience"],
+                f["audience_kind"],
+                group.pk if group else None,
+                f["audience_members"],
+                f["tlp"],
+                f["expires_at"],
+                "active",
+                f["external_id"],
+                f["quality"],
+                f["lang"],
+                seq_from + offset,
+                now,
+                now,
+                None,
+                "",
+                f.get("bundle_id"),
+            )
         )
-    signals = _upsert_copy(rows) if connection.vendor == "postgresql" else _upsert_orm(member, rows)
+    if connection.vendor == "postgresql":
+        signals = _upsert_copy(rows, created)
+    else:
+        signals = _upsert_orm(member, [dict(zip(SIGNAL_COLUMNS, row, strict=True)) for row in rows])
     return Written(
         indicator_ids=indicator_ids,
         signals=signals,
@@ -129,41 +135,70 @@ def resolve_indicators(parsed: Sequence[Any]) -> list[int]:
     """The indicator id of each item, creating missing ones. An identifier already stored under
     an older pepper version is found under that version and reused, so rotation never
     duplicates indicators."""
+    return _resolve(parsed)[0]
+
+
+def _resolve(parsed: Sequence[Any]) -> tuple[list[int], set[int]]:
+    """``resolve_indicators``, plus the ids of the indicators this call created."""
     if connection.vendor != "postgresql":
-        return _resolve_orm(parsed)
+        return _resolve_orm(parsed), set()
+    stored: list[tuple[str, str]] = []
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS beacon_bulk_lookup (pos int, type text, value text, key_version smallint, write bool) ON COMMIT DELETE ROWS"
         )
         cursor.execute("TRUNCATE beacon_bulk_lookup")
+        other_forms = False
         with cursor.copy(
             "COPY beacon_bulk_lookup (pos, type, value, key_version, write) FROM STDIN"
         ) as copy:
             for pos, item in enumerate(parsed):
-                stored, version = item.type.stored_value(item.canonical)
-                copy.write_row((pos, item.type.name, stored, version, True))
-                for value in item.type.lookup_values(item.canonical):
-                    if value != stored:
-                        copy.write_row((pos, item.type.name, value, None, False))
-        cursor.execute(
-            """
-            INSERT INTO signals_indicator (type, value, key_version, created_at)
-            SELECT DISTINCT l.type, l.value, l.key_version, now() FROM beacon_bulk_lookup l
-            WHERE l.write AND NOT EXISTS (
-                SELECT 1 FROM beacon_bulk_lookup o JOIN signals_indicator i ON i.type = o.type AND i.value = o.value
-                WHERE o.pos = l.pos AND NOT o.write)
-            ON CONFLICT (type, value) DO NOTHING
-            """
-        )
-        cursor.execute(
-            """
-            SELECT l.pos, min(i.id) FROM beacon_bulk_lookup l
-            JOIN signals_indicator i ON i.type = l.type AND i.value = l.value
-            GROUP BY l.pos
-            """
-        )
-        found = dict(cursor.fetchall())
-    return [found[pos] for pos in range(len(parsed))]
+                type_ = item.type
+                value, version = type_.stored_value(item.canonical)
+                stored.append((type_.name, value))
+                copy.write_row((pos, type_.name, value, version, True))
+                if type_.peppered:
+                    for other in type_.lookup_values(item.canonical):
+                        if other != value:
+                            other_forms = True
+                            copy.write_row((pos, type_.name, other, None, False))
+        found: dict[int, int] = {}
+        if other_forms:
+            # An item found under any of its forms (e.g. an older pepper version) reuses the
+            # oldest such indicator; only items found under none of them get a new one.
+            found = _lookup(cursor)
+            if found:
+                cursor.execute("DELETE FROM beacon_bulk_lookup WHERE pos = ANY(%s)", [list(found)])
+        created: dict[tuple[str, str], int] = {}
+        if len(found) < len(parsed):
+            cursor.execute(
+                """
+                INSERT INTO signals_indicator (type, value, key_version, created_at)
+                SELECT l.type, l.value, l.key_version, now() FROM beacon_bulk_lookup l WHERE l.write
+                ON CONFLICT (type, value) DO NOTHING RETURNING type, value, id
+                """
+            )
+            created = {(t, v): pk for t, v, pk in cursor.fetchall()}
+            for pos, key in enumerate(stored):
+                if pos not in found and key in created:
+                    found[pos] = created[key]
+        if len(found) < len(parsed):
+            # Stored before this batch (or by a concurrent one that has since committed).
+            if created:
+                cursor.execute("DELETE FROM beacon_bulk_lookup WHERE pos = ANY(%s)", [list(found)])
+            found.update(_lookup(cursor))
+    return [found[pos] for pos in range(len(parsed))], set(created.values())
+
+
+def _lookup(cursor: Any) -> dict[int, int]:
+    cursor.execute(
+        """
+        SELECT l.pos, min(i.id) FROM beacon_bulk_lookup l
+        JOIN signals_indicator i ON i.type = l.type AND i.value = l.value
+        GROUP BY l.pos
+        """
+    )
+    return dict(cursor.fetchall())
 
 
 def _resolve_orm(parsed: Sequence[Any]) -> list[int]:
@@ -202,30 +237,55 @@ def _resolve_orm(parsed: Sequence[Any]) -> list[int]:
     ]
 
 
-def _upsert_copy(rows: list[dict[str, Any]]) -> dict[int, tuple[int, bool]]:
+def _upsert_copy(rows: list[tuple[Any, ...]], created: set[int]) -> dict[int, tuple[int, bool]]:
+    """Rows whose indicator this batch created cannot have a signal yet: they are ``COPY``d
+    straight into ``signals_signal`` with ids drawn from its sequence. The others are merged
+    through a temporary table with ``INSERT … ON CONFLICT``."""
+    tags_json: dict[tuple[str, ...], str] = {}
+
+    def encoded(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        tags = tuple(row[3])
+        text = tags_json.get(tags)
+        if text is None:
+            text = tags_json[tags] = json.dumps(row[3])
+        return (*row[:3], text, *row[4:])
+
+    new = [row for row in rows if row[0] in created]
+    merge = [row for row in rows if row[0] not in created] if len(new) < len(rows) else []
     columns = ", ".join(SIGNAL_COLUMNS)
-    # A re-upload outside a bundle keeps the signal in its bundle.
-    updates = ", ".join(
-        f"{c} = COALESCE(EXCLUDED.{c}, signals_signal.{c})"
-        if c == "bundle_id"
-        else f"{c} = EXCLUDED.{c}"
-        for c in UPDATED_ON_CONFLICT
-    )
+    out: dict[int, tuple[int, bool]] = {}
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS beacon_bulk_signal ON COMMIT DELETE ROWS AS SELECT {columns} FROM signals_signal WITH NO DATA"  # noqa: S608 - fixed column names
-        )
-        cursor.execute("TRUNCATE beacon_bulk_signal")
-        with cursor.copy(f"COPY beacon_bulk_signal ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(
-                    tuple(json.dumps(row[c]) if c == "tags" else row[c] for c in SIGNAL_COLUMNS)
-                )
-        cursor.execute(
-            f"INSERT INTO signals_signal ({columns}) SELECT {columns} FROM beacon_bulk_signal "  # noqa: S608 - fixed column names
-            f"ON CONFLICT (indicator_id, owner_id) DO UPDATE SET {updates} RETURNING indicator_id, id, (xmax = 0)"
-        )
-        return {ind: (pk, inserted) for ind, pk, inserted in cursor.fetchall()}
+        if new:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('signals_signal', 'id')) FROM generate_series(1, %s)",
+                [len(new)],
+            )
+            ids = [pk for (pk,) in cursor.fetchall()]
+            with cursor.copy(f"COPY signals_signal (id, {columns}) FROM STDIN") as copy:
+                for pk, row in zip(ids, new, strict=True):
+                    copy.write_row((pk, *encoded(row)))
+                    out[row[0]] = (pk, True)
+        if merge:
+            # A re-upload outside a bundle keeps the signal in its bundle.
+            updates = ", ".join(
+                f"{c} = COALESCE(EXCLUDED.{c}, signals_signal.{c})"
+                if c == "bundle_id"
+                else f"{c} = EXCLUDED.{c}"
+                for c in UPDATED_ON_CONFLICT
+            )
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS beacon_bulk_signal ON COMMIT DELETE ROWS AS SELECT {columns} FROM signals_signal WITH NO DATA"  # noqa: S608 - fixed column names
+            )
+            cursor.execute("TRUNCATE beacon_bulk_signal")
+            with cursor.copy(f"COPY beacon_bulk_signal ({columns}) FROM STDIN") as copy:
+                for row in merge:
+                    copy.write_row(encoded(row))
+            cursor.execute(
+                f"INSERT INTO signals_signal ({columns}) SELECT {columns} FROM beacon_bulk_signal "  # noqa: S608 - fixed column names
+                f"ON CONFLICT (indicator_id, owner_id) DO UPDATE SET {updates} RETURNING indicator_id, id, (xmax = 0)"
+            )
+            out.update({ind: (pk, inserted) for ind, pk, inserted in cursor.fetchall()})
+    return out
 
 
 def _upsert_orm(member: Member, rows: list[dict[str, Any]]) -> dict[int, tuple[int, bool]]:
