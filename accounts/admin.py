@@ -516,3 +516,47 @@ def _replace_totp_admin() -> None:
 
 
 _replace_totp_admin()
+
+
+def _replace_axes_admin() -> None:
+    """django-axes' own admin shows the posted form data and lets superusers delete rows;
+    here administrators see lockouts and sign-in logs (auditors the logs) and unlock a user
+    through an audited service."""
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+    for model in (AccessAttempt, AccessFailureLog, AccessLog):
+        if admin.site.is_registered(model):
+            admin.site.unregister(model)
+
+    @admin.register(AccessAttempt)
+    class AccessAttemptAdmin(BeaconModelAdmin):
+        list_display = ["username", "ip_address", "failures_since_start", "attempt_time"]
+        search_fields = ["username"]
+        fields = ["username", "ip_address", "path_info", "failures_since_start", "attempt_time"]
+        readonly_fields = list(fields)
+        actions = ["unlock"]
+
+        @admin.action(description="Unlock the selected usernames", permissions=["manage"])
+        def unlock(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+            actor = admin_actor(request)
+            names = sorted({row.username for row in queryset if row.username})
+            self.run_each(
+                request,
+                names,
+                "Unlocked",
+                lambda name: services.login_unlock(username=name, actor=actor),
+            )
+
+    class _SignInLogAdmin(BeaconModelAdmin):
+        auditor_may_view = True
+        list_display = ["username", "ip_address", "attempt_time"]
+        list_filter = ["attempt_time"]
+        search_fields = ["username"]
+        fields = ["username", "ip_address", "user_agent", "path_info", "attempt_time"]
+        readonly_fields = list(fields)
+
+    admin.site.register(AccessLog, _SignInLogAdmin)
+    admin.site.register(AccessFailureLog, _SignInLogAdmin)
+
+
+_replace_axes_admin()

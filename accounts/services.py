@@ -325,3 +325,19 @@ def user_reset_second_factor(*, user: User, actor: Actor) -> int:
         details={"operation": "otp.reset", "devices": removed},
     )
     return removed
+
+
+@transaction.atomic
+def login_unlock(*, username: str, actor: Actor) -> int:
+    """Clear a username's admin sign-in lockout (django-axes) before it cools off. Returns how
+    many recorded attempts were removed."""
+    from axes.utils import reset
+
+    removed = reset(username=username)
+    audit.record(
+        actor=actor,
+        action=AuditAction.ADMIN_ACTION,
+        target=f"user:{username}",
+        details={"operation": "login.unlock", "attempts": removed},
+    )
+    return removed

@@ -184,3 +184,33 @@ def test_seeded_demo_staff_sign_in_with_the_printed_totp_secret(settings, tmp_pa
     again = StringIO()
     call_command("seed_demo", "--json", "--history-weeks", "0", stdout=again)
     assert json.loads(again.getvalue())["totp"] == creds["totp"]
+
+
+@pytest.mark.django_db
+def test_an_administrator_unlocks_a_locked_out_user(
+    settings, staff_client, exchange_admin, auditor_user
+):
+    from axes.models import AccessAttempt
+
+    # Signed in first: a sign-in from the same address clears that address's failures.
+    admin = staff_client(exchange_admin)
+    assert (
+        staff_client(auditor_user).get(reverse("admin:axes_accessattempt_changelist")).status_code
+        == 403
+    )
+    device = device_for(auditor_user)
+    locked_client = Client()
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _login(locked_client, auditor_user, password="wrong password!")
+    assert _login(locked_client, auditor_user, fresh_code(device)).status_code == 429
+    attempt = AccessAttempt.objects.get(username=auditor_user.username)
+    listing = admin.get(reverse("admin:axes_accessattempt_changelist"))
+    assert listing.status_code == 200 and b"wrong password" not in listing.content
+    admin.post(
+        reverse("admin:axes_accessattempt_changelist"),
+        {"action": "unlock", "_selected_action": [attempt.pk]},
+    )
+    assert not AccessAttempt.objects.filter(username=auditor_user.username).exists()
+    (event,) = AuditEvent.objects.filter(actor="user:alice", target="user:olivia")
+    assert event.details["operation"] == "login.unlock"
+    assert _login(Client(), auditor_user, fresh_code(device)).status_code == 302
