@@ -87,7 +87,12 @@ def _reject(
     )
 
 
-def _flush(
+def _flush(*args: Any) -> None:
+    with bulk.gc_paused():
+        _flush_batch(*args)
+
+
+def _flush_batch(
     member: Member,
     batch: list[tuple[int, str]],
     actor: Actor,

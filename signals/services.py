@@ -141,8 +141,8 @@ def _item_type(
     item: dict[str, Any], index: int, allowed: frozenset[str], errors: list[dict[str, Any]]
 ) -> types.SignalType | None:
     """Check an item's fields and resolve its type, adding an error for each problem."""
-    unknown = sorted(set(item) - allowed)
-    if unknown:
+    if not allowed.issuperset(item):
+        unknown = sorted(set(item) - allowed)
         errors.append(_err(index, unknown[0], f"unknown field(s): {', '.join(unknown)}"))
     type_ = types.get(item.get("type"))
     if type_ is None:
@@ -152,11 +152,15 @@ def _item_type(
     return type_
 
 
+# Shared by every item shared with all members; only ever read (spread into each item's fields).
+_AUDIENCE_ALL = audience_fields(AudienceKind.ALL, None, [])
+
+
 def _parse_audience(
     raw: Any, lookups: _Lookups, index: int, errors: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
     if raw in (None, "", "all"):
-        return audience_fields(AudienceKind.ALL, None, [])
+        return _AUDIENCE_ALL
     if not isinstance(raw, str):
         errors.append(
             _err(
@@ -348,8 +352,9 @@ def signal_submit(
     """Upsert a batch all-or-nothing: any invalid item raises ``ItemErrors`` and nothing is
     written. One signal per (indicator, owner); later items in a batch win over earlier ones."""
     policy.check_can_submit(member=member)
-    parsed = parse_items(member, items)
-    written = bulk.write(member=member, parsed=parsed)
+    with bulk.gc_paused():
+        parsed = parse_items(member, items)
+        written = bulk.write(member=member, parsed=parsed)
     answers = []
     shared: dict[int, str] = {}
     for item, indicator_id in zip(parsed, written.indicator_ids, strict=True):

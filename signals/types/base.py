@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from signals import peppers
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
+LOWER_HEX = re.compile(r"[0-9a-f]+")
 
 
 class TypeValueError(ValueError):
@@ -84,7 +85,7 @@ class HexDigestType(SignalType):
 
     def canonical(self, item: dict[str, Any]) -> Canonical:
         value = text_value(item)
-        if len(value) != self.length or not re.fullmatch(r"[0-9a-f]+", value):
+        if len(value) != self.length or not LOWER_HEX.fullmatch(value):
             raise TypeValueError(f"expected {self.length} lowercase hex characters for {self.name}")
         return Canonical(value)
 
