@@ -272,8 +272,10 @@ def _upsert_copy(rows: list[tuple[Any, ...]], created: set[int]) -> dict[int, tu
     out: dict[int, tuple[int, bool]] = {}
     with connection.cursor() as cursor:
         if new:
+            # The sequence is resolved once (OFFSET 0 keeps the planner from calling
+            # pg_get_serial_sequence for every row), then drawn once per new signal.
             cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence('signals_signal', 'id')) FROM generate_series(1, %s)",
+                "SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence('signals_signal', 'id')::regclass AS seq OFFSET 0) q, generate_series(1, %s)",
                 [len(new)],
             )
             ids = [pk for (pk,) in cursor.fetchall()]
