@@ -26,13 +26,13 @@ from benchmarks.render import render
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = ROOT / "benchmarks" / "results"
 
-# Sizes for ``make bench`` (about 20 minutes in all on 2 cores, most of it PDQ at 1M and
+# Sizes for ``make bench`` (about 10 minutes in all on 2 cores, most of it matching at 1M and
 # fan-out at 100k, the sizes the targets in DESIGN.md §12 name), and for ``--size tiny``.
 PLAN: dict[str, dict[str, str]] = {
     "upload": {"bench": "100000", "tiny": "tiny"},
-    "match": {"bench": "100000", "tiny": "tiny"},
+    "match": {"bench": "full", "tiny": "tiny"},
     "pdq": {"bench": "full", "tiny": "tiny"},
-    "vpdq": {"bench": "small", "tiny": "tiny"},
+    "vpdq": {"bench": "full", "tiny": "tiny"},
     "fanout": {"bench": "full", "tiny": "tiny"},
     "taxii": {"bench": "small", "tiny": "tiny"},
     "audit": {"bench": "full", "tiny": "tiny"},

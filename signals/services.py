@@ -896,6 +896,7 @@ def _quality_out(signal: Signal) -> dict[str, Any]:
     }
 
 
+@bulk.gc_paused()
 @transaction.atomic
 def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> dict[str, Any]:
     """Match a member's values against every live signal it may see. Exact types take one set
