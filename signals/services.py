@@ -598,10 +598,10 @@ BUNDLE_SHARED: dict[str, tuple[str, ...]] = {
 }
 
 
-def _update_bundle(signal: Signal, changed: set[str]) -> list[int]:
-    """Apply the shared fields just changed on ``signal`` to the rest of its bundle."""
-    columns = [c for name in sorted(changed & set(BUNDLE_SHARED)) for c in BUNDLE_SHARED[name]]
-    if signal.bundle_id is None or not columns:
+def _rewrite_bundle(signal: Signal, event: str, values: dict[str, Any]) -> list[int]:
+    """Set ``values`` on the other active signals of ``signal``'s media bundle (same owner),
+    give them new feed sequence numbers and announce them as ``event``. Returns their ids."""
+    if signal.bundle_id is None or not values:
         return []
     siblings = list(
         Signal.objects.select_for_update()
@@ -613,40 +613,38 @@ def _update_bundle(signal: Signal, changed: set[str]) -> list[int]:
         return []
     start = sequences.allocate(sequences.FEED, len(siblings))
     for offset, sibling in enumerate(siblings):
-        for column in columns:
-            setattr(sibling, column, getattr(signal, column))
+        for column, value in values.items():
+            setattr(sibling, column, value)
         sibling.seq = start + offset
-        sibling.updated_at = signal.updated_at
-    Signal.objects.bulk_update(siblings, [*columns, "seq", "updated_at"])
-    outbox.add(event=OutboxEvent.SIGNAL_UPSERTED, seq_from=start, seq_to=start + len(siblings) - 1)
+    Signal.objects.bulk_update(siblings, [*values, "seq"])
+    outbox.add(event=event, seq_from=start, seq_to=start + len(siblings) - 1)
     return [s.pk for s in siblings]
+
+
+def _update_bundle(signal: Signal, changed: set[str]) -> list[int]:
+    """Apply the shared fields just changed on ``signal`` to the rest of its bundle."""
+    columns = [c for name in sorted(changed & set(BUNDLE_SHARED)) for c in BUNDLE_SHARED[name]]
+    if not columns:
+        return []
+    values = {c: getattr(signal, c) for c in columns}
+    return _rewrite_bundle(
+        signal, OutboxEvent.SIGNAL_UPSERTED, {**values, "updated_at": signal.updated_at}
+    )
 
 
 def _retract_bundle(signal: Signal, reason: str, now: datetime) -> list[int]:
     """Retract the other active signals of the signal's media bundle (same owner): the hashes
     of one media item share one lifecycle. Returns their ids."""
-    if signal.bundle_id is None:
-        return []
-    siblings = list(
-        Signal.objects.select_for_update()
-        .filter(bundle_id=signal.bundle_id, owner_id=signal.owner_id, status=SignalStatus.ACTIVE)
-        .exclude(pk=signal.pk)
-        .order_by("pk")
+    return _rewrite_bundle(
+        signal,
+        OutboxEvent.SIGNAL_RETRACTED,
+        {
+            "status": SignalStatus.RETRACTED,
+            "retracted_at": now,
+            "retract_reason": reason,
+            "updated_at": now,
+        },
     )
-    if not siblings:
-        return []
-    start = sequences.allocate(sequences.FEED, len(siblings))
-    for offset, sibling in enumerate(siblings):
-        sibling.status = SignalStatus.RETRACTED
-        sibling.retracted_at = now
-        sibling.retract_reason = reason
-        sibling.updated_at = now
-        sibling.seq = start + offset
-    Signal.objects.bulk_update(
-        siblings, ["status", "retracted_at", "retract_reason", "updated_at", "seq"]
-    )
-    outbox.add(event=OutboxEvent.SIGNAL_RETRACTED, seq_from=start, seq_to=start + len(siblings) - 1)
-    return [s.pk for s in siblings]
 
 
 @transaction.atomic
