@@ -40,6 +40,19 @@ def admin_actor(request: HttpRequest) -> Actor:
     return Actor.for_user(request.user, request=request)  # type: ignore[arg-type]
 
 
+def _audit_own_account(request: HttpRequest, details: dict[str, Any]) -> None:
+    """Record what a staff user just did to their own account (sign-in, password change)."""
+    from exchange import audit
+    from exchange.audit import AuditAction
+
+    audit.record(
+        actor=admin_actor(request),
+        action=AuditAction.ADMIN_ACTION,
+        target=f"user:{request.user.get_username()}",
+        details=details,
+    )
+
+
 def error_text(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         if hasattr(exc, "error_dict"):
@@ -154,14 +167,8 @@ class BeaconAdminSite(admin.AdminSite):
         with transaction.atomic():
             response = super().password_change(request, extra_context)
             if request.method == "POST" and response.status_code == 302:
-                from exchange import audit
-                from exchange.audit import AuditAction
-
-                audit.record(
-                    actor=admin_actor(request),
-                    action=AuditAction.ADMIN_ACTION,
-                    target=f"user:{request.user.get_username()}",
-                    details={"operation": "user.password_change", "fields": ["password"]},
+                _audit_own_account(
+                    request, {"operation": "user.password_change", "fields": ["password"]}
                 )
         return response
 
@@ -179,14 +186,9 @@ class BeaconAdminSite(admin.AdminSite):
             if request.method == "POST" and response.status_code == 302:
                 # Signed in (failures are counted by django-axes): the audit log says who
                 # entered the admin, when, from where, and whether with a second factor.
-                from exchange import audit
-                from exchange.audit import AuditAction
-
-                audit.record(
-                    actor=admin_actor(request),
-                    action=AuditAction.ADMIN_ACTION,
-                    target=f"user:{request.user.get_username()}",
-                    details={
+                _audit_own_account(
+                    request,
+                    {
                         "operation": "admin.login",
                         "verified": getattr(request.user, "otp_device", None) is not None,
                     },
