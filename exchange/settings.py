@@ -230,8 +230,8 @@ AXES_ENABLED = env_bool("AXES_ENABLED", True)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["exchange.jsonio.FastJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["exchange.jsonio.FastJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "exchange.schema.BeaconAutoSchema",
     "EXCEPTION_HANDLER": "exchange.api.problem_exception_handler",
     "UNAUTHENTICATED_USER": None,

@@ -11,7 +11,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,6 +26,7 @@ from exchange.api import (
     validation_error,
 )
 from exchange.audit import AuditAction
+from exchange.jsonio import FastJSONParser
 from signals import feedback, idempotency, services, types
 from signals.models import ActionTaken, Category, Reaction
 from signals.parsers import NdjsonAliasParser, NdjsonParser
@@ -146,7 +146,7 @@ class SignalCollectionApi(ExchangeApi):
     """``POST``: bulk upsert (JSON or NDJSON, Idempotency-Key required). ``GET``: own signals."""
 
     required_scope = {"POST": Scope.SIGNALS_WRITE, "GET": Scope.SIGNALS_READ}
-    parser_classes = [JSONParser, NdjsonParser, NdjsonAliasParser]
+    parser_classes = [FastJSONParser, NdjsonParser, NdjsonAliasParser]
 
     @extend_schema(
         request={

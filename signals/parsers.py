@@ -8,6 +8,8 @@ from typing import Any
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
+from exchange import jsonio
+
 
 class NdjsonParser(BaseParser):
     media_type = "application/x-ndjson"
@@ -19,13 +21,15 @@ class NdjsonParser(BaseParser):
         parser_context: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         items = []
-        for number, raw in enumerate(stream.read().decode("utf-8").splitlines(), start=1):
+        for number, raw in enumerate(stream.read().splitlines(), start=1):
             if not raw.strip():
                 continue
             try:
-                items.append(json.loads(raw))
+                items.append(jsonio.loads(raw))
             except json.JSONDecodeError as exc:
                 raise ParseError(f"line {number} is not valid JSON: {exc.msg}") from exc
+            except UnicodeDecodeError as exc:
+                raise ParseError(f"line {number} is not UTF-8") from exc
         return {"items": items}
 
 

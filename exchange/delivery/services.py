@@ -28,10 +28,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
-from rest_framework.utils.encoders import JSONEncoder
 
 from accounts.models import Member
-from exchange import audit, policy
+from exchange import audit, jsonio, policy
 from exchange.audit import Actor, AuditAction
 from exchange.delivery import dispatch, sender, signing, ssrf
 from exchange.delivery.models import (
@@ -75,7 +74,7 @@ def _err(field: str, detail: str) -> dict[str, Any]:
 def dumps(value: Any) -> str:
     """Webhook JSON is rendered exactly as the API renders it (DRF's encoder, compact), so a
     webhook event equals the feed event for the same change."""
-    return json.dumps(value, cls=JSONEncoder, ensure_ascii=False, separators=(",", ":"))
+    return jsonio.dumps(value).decode()
 
 
 def _now_iso(now: datetime) -> str:

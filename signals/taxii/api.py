@@ -21,7 +21,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
-from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -29,6 +29,7 @@ from accounts.models import Purpose, Scope
 from exchange import policy
 from exchange.api import ExchangeApi, ProblemError, decode_cursor, encode_cursor, validation_error
 from exchange.audit import AuditAction
+from exchange.jsonio import FastJSONRenderer
 from exchange.problems import TAXII_CONTENT_TYPE, taxii_error_body
 from signals import stix
 from signals.taxii import services
@@ -96,7 +97,7 @@ def taxii_exception_handler(exc: Exception, context: dict[str, Any]) -> Response
     )
 
 
-class TaxiiRenderer(JSONRenderer):
+class TaxiiRenderer(FastJSONRenderer):
     media_type = TAXII_MEDIA_TYPE
     format = "taxii"
     charset = None
@@ -448,7 +449,7 @@ class SignalExportApi(ExchangeApi):
     caller may see, streamed. Audited as ``signal.export`` with every signal disclosed."""
 
     required_scope = Scope.SIGNALS_READ
-    renderer_classes = [JSONRenderer]
+    renderer_classes = [FastJSONRenderer]
     content_negotiation_class = _AnyFormatNegotiation
 
     @extend_schema(

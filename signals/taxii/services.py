@@ -17,7 +17,6 @@ order that ``next`` pages through and ``added_after`` filters on.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from django.db import transaction
 from django.db.models import Min, Q, QuerySet
 
 from accounts.models import Member, Purpose
-from exchange import audit
+from exchange import audit, jsonio
 from exchange.audit import Actor, AuditAction
 from signals import stix
 from signals.models import Disclosure, Signal
@@ -546,7 +545,7 @@ def _bundle_stream(
     member: Member, purpose: str, ids: list[int], owners: list[Member], base_url: str
 ) -> Iterator[bytes]:
     def dump(obj: dict[str, Any]) -> bytes:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+        return jsonio.dumps(obj)
 
     yield b'{"type":"bundle","id":"bundle--' + str(uuid.uuid4()).encode() + b'","objects":['
     referenced = [obj.body for obj in stix.static_objects()]
