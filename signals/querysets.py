@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db import models
+from django.db import connection, models
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
 
 from exchange import policy
 
@@ -38,3 +41,12 @@ def receiving_context(member: Any) -> tuple[set[Any], set[Any]]:
     return set(member.sharing_groups.values_list("pk", flat=True)), {
         c.pk for c in categories if c.code in codes
     }
+
+
+def ids_in(field: str, ids: Iterable[int]) -> Q:
+    """``field`` is one of ``ids``. On PostgreSQL the ids travel as one array parameter rather
+    than one bound placeholder each, which matters for the thousands a match or feed page has."""
+    values = list(ids)
+    if connection.vendor == "postgresql":
+        return Q(**{f"{field}__in": RawSQL("SELECT unnest(%s::bigint[])", [values])})
+    return Q(**{f"{field}__in": values})

@@ -8,6 +8,7 @@ from typing import Any
 
 from signals import types
 from signals.models import Feedback, Signal
+from signals.querysets import ids_in
 
 
 def feedback_totals(signal_ids: Iterable[int]) -> dict[int, dict[str, int]]:
@@ -19,7 +20,7 @@ def feedback_totals(signal_ids: Iterable[int]) -> dict[int, dict[str, int]]:
     counts: Counter[tuple[int, str]] = Counter()
     for chunk_start in range(0, len(ids), 5000):
         chunk = ids[chunk_start : chunk_start + 5000]
-        for signal_id, reaction in Feedback.objects.filter(signal_id__in=chunk).values_list(
+        for signal_id, reaction in Feedback.objects.filter(ids_in("signal_id", chunk)).values_list(
             "signal_id", "reaction"
         ):
             counts[(signal_id, reaction)] += 1

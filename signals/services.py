@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -40,7 +40,7 @@ from signals.models import (
     audience_fields,
     new_bundle_id,
 )
-from signals.querysets import receiving_context
+from signals.querysets import ids_in, receiving_context
 from signals.serialization import feedback_totals, signal_out, tombstone_out
 from signals.types.base import Canonical, TypeValueError
 
@@ -434,7 +434,7 @@ def record_disclosures(*, member_id: int, signal_ids: list[int], channel: str) -
 
 def _disclose(
     member: Member,
-    signals: Iterable[Signal],
+    signals: Iterable[Signal | _MatchRow],
     channel: str,
     owner_slugs: Mapping[int, str] | None = None,
 ) -> tuple[dict[str, list[int]], set[str]]:
@@ -444,7 +444,11 @@ def _disclose(
     ids = sorted({s.pk for s in others})
     if ids:
         record_disclosures(member_id=member.pk, signal_ids=ids, channel=channel)
-    slugs = {owner_slugs[s.owner_id] if owner_slugs is not None else s.owner.slug for s in others}
+    slugs = (
+        {owner_slugs[s.owner_id] for s in others}
+        if owner_slugs is not None
+        else {s.owner.slug for s in others if isinstance(s, Signal)}
+    )
     return ({member.slug: ids} if ids else {}), slugs
 
 
@@ -743,7 +747,7 @@ def _parse_match_items(items: Any) -> list[tuple[int, types.SignalType, Canonica
 
 
 def _visible_bundles(
-    member: Member, purpose: str, matched: Iterable[Signal]
+    member: Member, purpose: str, matched: Iterable[Signal | _MatchRow]
 ) -> dict[Any, list[Signal]]:
     """The live signals ``member`` may see in the media bundles of the matched signals."""
     bundle_ids = sorted({s.bundle_id for s in matched if s.bundle_id is not None}, key=str)
@@ -762,7 +766,7 @@ def _visible_bundles(
 
 
 def _bundle_siblings(
-    visible: list[Signal], bundles: dict[Any, list[Signal]]
+    visible: list[_MatchRow], bundles: dict[Any, list[Signal]]
 ) -> list[dict[str, Any]]:
     """The other hashes of the matched signals' media, so a member that computes one format
     learns the others: type and value (never a peppered identifier's value)."""
@@ -793,22 +797,6 @@ def _sibling_out(signal: Signal) -> dict[str, Any]:
     return body
 
 
-def _indicators_by_value(type_name: str, values: list[str]) -> list[tuple[int, str]]:
-    """``(id, value)`` of the stored indicators of this type among ``values``: one array
-    parameter on PostgreSQL rather than thousands of bound placeholders."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT id, value FROM {Indicator._meta.db_table} "  # noqa: S608 - a model's table
-                "WHERE type = %s AND value = ANY(%s)",
-                [type_name, values],
-            )
-            return cursor.fetchall()
-    return list(
-        Indicator.objects.filter(type=type_name, value__in=values).values_list("pk", "value")
-    )
-
-
 @dataclass(frozen=True)
 class _MatchContext:
     """What match answers need besides the signal rows: looked up once per request."""
@@ -823,7 +811,7 @@ class _MatchContext:
     def load(
         cls,
         viewer_id: int,
-        signals: Iterable[Signal],
+        signals: Iterable[Signal | _MatchRow],
         indicator_types: dict[int, str],
         totals: dict[int, dict[str, int]] | None = None,
     ) -> _MatchContext:
@@ -846,24 +834,27 @@ class _MatchContext:
         return {pk: slug for pk, (slug, _) in self.owners.items()}
 
 
-#: The signal columns a match answer shows; the rest stay in the database.
-MATCH_COLUMNS = (
-    "id",
-    "indicator_id",
-    "owner_id",
-    "category_id",
-    "confidence",
-    "severity",
-    "tlp",
-    "tags",
-    "created_at",
-    "expires_at",
-    "bundle_id",
-    "quality",
-)
+class _MatchRow(NamedTuple):
+    """The signal columns a match answer shows; the rest stay in the database."""
+
+    pk: int
+    indicator_id: int
+    owner_id: int
+    category_id: int
+    confidence: int
+    severity: str
+    tlp: str
+    tags: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    bundle_id: uuid.UUID | None
+    quality: int | None
 
 
-def _match_signal_out(signal: Signal, ctx: _MatchContext) -> dict[str, Any]:
+MATCH_COLUMNS = ("id", *_MatchRow._fields[1:])
+
+
+def _match_signal_out(signal: Signal | _MatchRow, ctx: _MatchContext) -> dict[str, Any]:
     slug, attribution = ctx.owners[signal.owner_id]
     return {
         "id": signal.pk,
@@ -884,7 +875,7 @@ def _match_signal_out(signal: Signal, ctx: _MatchContext) -> dict[str, Any]:
     }
 
 
-def _quality_out(signal: Signal) -> dict[str, Any]:
+def _quality_out(signal: Signal | _MatchRow) -> dict[str, Any]:
     """Perceptual hashes carry their quality; one below the floor is flagged, never hidden."""
     if signal.quality is None:
         return {}
@@ -899,8 +890,8 @@ def _quality_out(signal: Signal) -> dict[str, Any]:
 def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> dict[str, Any]:
     """Match a member's values against every live signal it may see. Exact types take one set
     lookup per type; PDQ goes through the PDQ index. ``research`` answers aggregates only."""
+    from signals.matching import exact, video
     from signals.matching import hamming as hamming_index
-    from signals.matching import video
 
     parsed = _parse_match_items(items)
     match_volume_observe(member=member, values=len(parsed), actor=actor)
@@ -908,7 +899,8 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
     hits: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
     # (item index, indicator id) -> what else the match reports (vPDQ percentages)
     extras: dict[tuple[int, int], dict[str, Any]] = {}
-    by_type: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    # (type, stored value) -> the items asking for it
+    lookups: dict[tuple[str, str], list[int]] = defaultdict(list)
     hamming: list[tuple[int, types.SignalType, Canonical, dict[str, Any]]] = []
     videos: list[tuple[int, types.SignalType, Canonical, dict[str, Any]]] = []
     for index, type_, canonical, options in parsed:
@@ -920,37 +912,39 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
             continue
         for value in type_.lookup_values(canonical):
             for name in (type_.name, *type_.aliases):
-                by_type[name][value].append(index)
-    indicator_ids: set[int] = set()
-    for type_name, values in by_type.items():
-        value_list = list(values)
-        for start in range(0, len(value_list), 5000):
-            for ind_id, value in _indicators_by_value(type_name, value_list[start : start + 5000]):
-                indicator_ids.add(ind_id)
-                for index in values[value]:
-                    hits[index].append((ind_id, None))
+                lookups[(name, value)].append(index)
+    # indicator id -> its type
+    indicator_types: dict[int, str] = {}
     for index, ind_id, distance in hamming_index.hamming_matches(hamming):
         hits[index].append((ind_id, distance))
-        indicator_ids.add(ind_id)
+        indicator_types[ind_id] = "pdq"
     for index, ind_id, info in video.vpdq_matches(videos):
         hits[index].append((ind_id, None))
         extras[(index, ind_id)] = info
-        indicator_ids.add(ind_id)
+        indicator_types[ind_id] = "vpdq"
+    candidates = exact.index().candidates(list(lookups))
 
-    signals_by_indicator: dict[int, list[Signal]] = defaultdict(list)
-    ids = sorted(indicator_ids)
-    indicator_types: dict[int, str] = {}
+    signals_by_indicator: dict[int, list[_MatchRow]] = defaultdict(list)
+    ids = sorted(candidates.union(indicator_types))
     for start in range(0, len(ids), 5000):
-        chunk = ids[start : start + 5000]
-        for signal in (
+        for *columns, type_name, value in (
             Signal.objects.visible_to(member, purpose)
             .live()
-            .filter(indicator_id__in=chunk)
-            .only(*MATCH_COLUMNS)
+            .filter(ids_in("indicator_id", ids[start : start + 5000]))
+            .order_by("pk")
+            .values_list(*MATCH_COLUMNS, "indicator__type", "indicator__value")
         ):
-            signals_by_indicator[signal.indicator_id].append(signal)
-        indicator_types.update(Indicator.objects.filter(pk__in=chunk).values_list("pk", "type"))
-    matched: dict[int, Signal] = {s.pk: s for group in signals_by_indicator.values() for s in group}
+            signal = _MatchRow._make(columns)
+            ind_id = signal.indicator_id
+            if ind_id not in indicator_types:
+                asking = lookups.get((type_name, value))
+                if asking is None:
+                    continue  # a candidate whose key collided with an asked value
+                indicator_types[ind_id] = type_name
+                for index in asking:
+                    hits[index].append((ind_id, None))
+            signals_by_indicator[ind_id].append(signal)
+    matched = {s.pk: s for group in signals_by_indicator.values() for s in group}
     bundles = _visible_bundles(member, purpose, matched.values())
 
     if not policy.discloses_values(purpose):
@@ -981,7 +975,10 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
         }
 
     # Bundle siblings leave with the match: they are disclosed (and audited) too.
-    given = {**matched, **{s.pk: s for group in bundles.values() for s in group}}
+    given: dict[int, Signal | _MatchRow] = {
+        **matched,
+        **{s.pk: s for group in bundles.values() for s in group},
+    }
     ctx = _MatchContext.load(member.pk, given.values(), indicator_types, feedback_totals(matched))
     results = []
     for index, _, canonical, _ in parsed:
@@ -992,7 +989,7 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
                 continue
             entry: dict[str, Any] = {
                 "indicator_id": ind_id,
-                "signals": [_match_signal_out(s, ctx) for s in sorted(visible, key=lambda s: s.pk)],
+                "signals": [_match_signal_out(s, ctx) for s in visible],
             }
             if dist is not None:
                 entry["distance"] = dist

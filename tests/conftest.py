@@ -146,8 +146,9 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
 def _fresh_process_indexes():
     """Per-process match indexes key their freshness on committed feed sequences; test
     rollbacks reuse those numbers, so each test starts with empty indexes."""
-    from signals.matching import keywords, live
+    from signals.matching import exact, keywords, live
 
+    exact.reset()
     keywords.reset()
     live.reset()
     yield

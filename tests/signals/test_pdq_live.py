@@ -169,9 +169,10 @@ from signals import services
 from signals.models import Signal
 member = Member.objects.get(slug="acme")
 actor = Actor.system("other-process")
-if sys.argv[1] == "submit":
+if sys.argv[1].startswith("submit"):
+    type_ = sys.argv[1].partition("-")[2] or "pdq"
     services.signal_submit(member=member, actor=actor, items=[
-        {"type": "pdq", "value": sys.argv[2], "category": "csea.csam"}])
+        {"type": type_, "value": sys.argv[2], "category": "csea.csam"}])
 else:
     signal = Signal.objects.get(indicator__value=sys.argv[2])
     services.signal_retract(signal=signal, reason="other process", actor=actor)
