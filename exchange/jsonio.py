@@ -16,9 +16,10 @@ from rest_framework.utils.encoders import JSONEncoder
 
 _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 _fallback = JSONEncoder()
-#: orjson reads integers beyond 64 bits as floats; a body with a run this long of digits is
-#: read by the standard parser, which keeps them exact.
-_LONG_DIGITS = re.compile(rb"[0-9]{19,}")
+#: orjson reads integers beyond 64 bits as floats; a body with a number this long is read by the
+#: standard parser, which keeps them exact. A number starts the document or follows ``[``, ``,``
+#: or ``:``, so the digits of a hex string (an upload's values) never send a body there.
+_LONG_NUMBER = re.compile(rb"(?:^|[\[,:])\s*-?[0-9]{19,}")
 
 
 def dumps(data: Any) -> bytes:
@@ -27,9 +28,14 @@ def dumps(data: Any) -> bytes:
     return orjson.dumps(data, default=_fallback.default, option=_OPTIONS)
 
 
+def may_hold_long_integers(data: bytes) -> bool:
+    """Whether ``data`` may hold a number of 19 or more digits (a false yes only costs speed)."""
+    return _LONG_NUMBER.search(data) is not None
+
+
 def loads(data: bytes) -> Any:
     """Parse JSON; raises ``json.JSONDecodeError`` (orjson's is a subclass)."""
-    if _LONG_DIGITS.search(data):
+    if may_hold_long_integers(data):
         return json.loads(data)
     return orjson.loads(data)
 

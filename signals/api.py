@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -15,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import Purpose, Scope
+from exchange import jsonio
 from exchange.api import (
     ExchangeApi,
     MatchRateThrottle,
@@ -177,7 +179,7 @@ class SignalCollectionApi(ExchangeApi):
             ),
         },
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:
         key = request.headers.get("Idempotency-Key", "").strip()
         if not key or len(key) > 200:
             raise ProblemError(
@@ -192,24 +194,31 @@ class SignalCollectionApi(ExchangeApi):
                 [{"index": None, "field": "items", "detail": 'send {"items": [...]} or NDJSON'}]
             )
 
+        # One digest of the body serves the idempotency check and the audit event.
+        digest = idempotency.body_hash(raw)
+
         def work(remember: Any) -> idempotency.Outcome:
             with transaction.atomic():
                 try:
                     result = services.signal_submit(
-                        member=self.member, items=items, actor=self.actor
+                        member=self.member, items=items, actor=self.actor, request_digest=digest
                     )
                 except services.ItemErrors as exc:
                     raise _item_errors(exc) from exc
-                body = result.as_dict()
+                body = jsonio.dumps(result.as_dict())
                 remember(201, body)
             return idempotency.Outcome(status=201, body=body)
 
         try:
-            outcome = idempotency.run_once(member=self.member, key=key, raw_body=raw, work=work)
+            outcome = idempotency.run_once(member=self.member, key=key, digest=digest, work=work)
         except idempotency.KeyConflict as exc:
             raise ProblemError(exc.status, exc.detail, slug="idempotency-conflict") from exc
-        headers = {"Idempotent-Replayed": "true"} if outcome.replayed else {}
-        return Response(outcome.body, status=outcome.status, headers=headers)
+        response = HttpResponse(
+            outcome.body, status=outcome.status, content_type="application/json"
+        )
+        if outcome.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
     @extend_schema(
         parameters=[

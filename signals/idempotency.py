@@ -1,16 +1,18 @@
 """``Idempotency-Key`` handling for bulk uploads.
 
 Same key and same body → the stored answer is replayed; same key and another body → 422; a
-request with the key still in flight → 409. Keys are kept ``BEACON_IDEMPOTENCY_HOURS``.
+request with the key still in flight → 409. Keys are kept ``BEACON_IDEMPOTENCY_HOURS``. The
+answer is stored as the bytes that were sent (zlib-compressed), so a replay is byte for byte the
+first answer.
 """
 
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -22,8 +24,10 @@ from signals.models import IdempotencyRecord
 
 @dataclass(frozen=True)
 class Outcome:
+    """An answer: its status and its rendered JSON body."""
+
     status: int
-    body: dict[str, Any]
+    body: bytes
     replayed: bool = False
 
 
@@ -42,12 +46,12 @@ def run_once(
     *,
     member: Member,
     key: str,
-    raw_body: bytes,
-    work: Callable[[Callable[[int, dict[str, Any]], None]], Outcome],
+    digest: str,
+    work: Callable[[Callable[[int, bytes], None]], Outcome],
 ) -> Outcome:
-    """Run ``work`` at most once per (member, key). ``work`` gets a ``remember`` callback to
-    store its answer inside its own transaction, so the answer commits with the work."""
-    digest = body_hash(raw_body)
+    """Run ``work`` at most once per (member, key); ``digest`` is ``body_hash`` of the request
+    body. ``work`` gets a ``remember`` callback to store its rendered answer inside its own
+    transaction, so the answer commits with the work."""
     cutoff = timezone.now() - timedelta(hours=settings.BEACON_IDEMPOTENCY_HOURS)
     IdempotencyRecord.objects.filter(member=member, key=key, created_at__lt=cutoff).delete()
     try:
@@ -65,13 +69,16 @@ def run_once(
             ) from None
         if existing.body_hash != digest:
             raise KeyConflict(422, "This Idempotency-Key was used with a different body.") from None
+        stored = existing.response
         return Outcome(
-            status=existing.response_status or 200, body=existing.response_body or {}, replayed=True
+            status=existing.response_status or 200,
+            body=zlib.decompress(stored) if stored is not None else b"{}",
+            replayed=True,
         )
 
-    def remember(status: int, body: dict[str, Any]) -> None:
+    def remember(status: int, body: bytes) -> None:
         IdempotencyRecord.objects.filter(pk=record.pk).update(
-            completed=True, response_status=status, response_body=body
+            completed=True, response_status=status, response=zlib.compress(body, 1)
         )
 
     try:

@@ -218,14 +218,15 @@ class Disclosure(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    """An ``Idempotency-Key`` a member used, with the body it came with and the answer."""
+    """An ``Idempotency-Key`` a member used, with the SHA-256 of the body it came with and the
+    answer as it was sent (the rendered JSON, zlib-compressed), so a replay is the same bytes."""
 
     member = models.ForeignKey(Member, on_delete=models.CASCADE)
     key = models.CharField(max_length=200)
     body_hash = models.CharField(max_length=64)
     completed = models.BooleanField(default=False)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True)
+    response = models.BinaryField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

@@ -347,10 +347,17 @@ def parse_items(member: Member, items: Any, *, lookups: _Lookups | None = None) 
 # -- submit ---------------------------------------------------------------------------------
 @transaction.atomic
 def signal_submit(
-    *, member: Member, items: Any, actor: Actor, action: AuditAction = AuditAction.SIGNAL_SUBMIT
+    *,
+    member: Member,
+    items: Any,
+    actor: Actor,
+    action: AuditAction = AuditAction.SIGNAL_SUBMIT,
+    request_digest: str | None = None,
 ) -> SubmitResult:
     """Upsert a batch all-or-nothing: any invalid item raises ``ItemErrors`` and nothing is
-    written. One signal per (indicator, owner); later items in a batch win over earlier ones."""
+    written. One signal per (indicator, owner); later items in a batch win over earlier ones.
+    The audit event carries ``request_digest`` (the SHA-256 of the request body the items came
+    in, which the API has computed already), else a digest of the items."""
     policy.check_can_submit(member=member)
     with bulk.gc_paused():
         parsed = parse_items(member, items)
@@ -378,7 +385,7 @@ def signal_submit(
     audit.record(
         actor=actor,
         action=action,
-        params=_items_digest_source(items),
+        params=request_digest or _items_digest_source(items),
         result_count=len(written.signals),
         details={
             "created": written.created,

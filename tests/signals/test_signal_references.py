@@ -37,9 +37,7 @@ def _refused(action) -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    "field", ["indicator_id", "owner_id", "category_id", "audience_group_id"]
-)
+@pytest.mark.parametrize("field", ["indicator_id", "owner_id", "category_id", "audience_group_id"])
 def test_a_signal_pointing_at_a_missing_row_is_refused_on_insert_and_update(member_a, field):
     signal = _signal(member_a)
     model = Signal._meta.get_field(field.removesuffix("_id")).related_model

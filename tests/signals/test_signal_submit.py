@@ -151,6 +151,7 @@ def test_same_key_and_body_replays_the_answer(upload, member_a):
     again = upload(member_a, [item()], key="same")
     assert again.status_code == first.status_code == 201
     assert again.json() == first.json()
+    assert again.content == first.content
     assert again["Idempotent-Replayed"] == "true"
     assert Signal.objects.count() == 1
 
