@@ -34,8 +34,18 @@ def peppers() -> dict[int, bytes]:
     return _parse(settings.BEACON_IDENTIFIER_PEPPERS)
 
 
+@lru_cache(maxsize=8)
+def _versions(raw: str) -> tuple[int, ...]:
+    return tuple(sorted(_parse(raw)))
+
+
+def versions() -> tuple[int, ...]:
+    """Every active pepper version, oldest first."""
+    return _versions(settings.BEACON_IDENTIFIER_PEPPERS)
+
+
 def write_version() -> int:
-    return max(peppers())
+    return versions()[-1]
 
 
 def pepper(digest_hex: str, version: int) -> str:

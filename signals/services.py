@@ -704,7 +704,13 @@ def signal_retract_own(*, member: Member, signal_id: int, reason: str, actor: Ac
 
 
 # -- matching -------------------------------------------------------------------------------
-def _parse_match_items(items: Any) -> list[tuple[int, types.SignalType, Canonical, dict[str, Any]]]:
+PERCEPTUAL = frozenset({"hamming", "vpdq"})
+NO_OPTIONS: Mapping[str, Any] = {}
+
+
+def _parse_match_items(
+    items: Any,
+) -> list[tuple[int, types.SignalType, Canonical, Mapping[str, Any]]]:
     if not isinstance(items, list) or not items:
         raise ItemErrors([_err(-1, "items", "send a non-empty list of items")])
     errors: list[dict[str, Any]] = []
@@ -713,6 +719,15 @@ def _parse_match_items(items: Any) -> list[tuple[int, types.SignalType, Canonica
         if not isinstance(item, dict):
             errors.append(_err(index, "", "each item must be a JSON object"))
             continue
+        if len(item) == 2 and "value" in item:
+            # The common item, {type, value} of an equality type: nothing else to check.
+            type_ = types.get(item.get("type"))
+            if type_ is not None and type_.match_kind not in PERCEPTUAL:
+                try:
+                    parsed.append((index, type_, type_.canonical(item), NO_OPTIONS))
+                except TypeValueError as exc:
+                    errors.append(_err(index, exc.field, exc.detail))
+                continue
         before = len(errors)
         type_ = _item_type(item, index, MATCH_FIELDS, errors)
         if type_ is None or len(errors) > before:
@@ -720,7 +735,7 @@ def _parse_match_items(items: Any) -> list[tuple[int, types.SignalType, Canonica
         try:
             canonical = type_.canonical(item)
             options: dict[str, Any] = {}
-            if type_.match_kind in ("hamming", "vpdq"):
+            if type_.match_kind in PERCEPTUAL:
                 from signals.types.pdq import max_distance
 
                 options["max_distance"] = max_distance(item)
@@ -908,8 +923,8 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
     extras: dict[tuple[int, int], dict[str, Any]] = {}
     # (type, stored value) -> the items asking for it
     lookups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    hamming: list[tuple[int, types.SignalType, Canonical, dict[str, Any]]] = []
-    videos: list[tuple[int, types.SignalType, Canonical, dict[str, Any]]] = []
+    hamming: list[tuple[int, types.SignalType, Canonical, Mapping[str, Any]]] = []
+    videos: list[tuple[int, types.SignalType, Canonical, Mapping[str, Any]]] = []
     for index, type_, canonical, options in parsed:
         if type_.match_kind == "hamming":
             hamming.append((index, type_, canonical, options))

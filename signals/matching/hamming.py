@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from signals.matching import live
 
 
 def hamming_matches(
-    items: Sequence[tuple[int, Any, Any, dict[str, Any]]],
+    items: Sequence[tuple[int, Any, Any, Mapping[str, Any]]],
 ) -> list[tuple[int, int, int]]:
     """``(item index, indicator id, distance)`` for every live PDQ indicator within each item's
     ``max_distance``. Exact: the per-process PDQ index (``signals.matching.live``) proposes

@@ -10,7 +10,7 @@ with a query frame within it; the video matches when both reach the item's thres
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +21,7 @@ from signals.types.vpdq import match_frames
 
 
 def vpdq_matches(
-    items: Sequence[tuple[int, Any, Any, dict[str, Any]]],
+    items: Sequence[tuple[int, Any, Any, Mapping[str, Any]]],
 ) -> list[tuple[int, int, dict[str, float]]]:
     """``(item index, indicator id, {"query_match_percent", "index_match_percent"})`` for
     every stored video matching each item by the vPDQ rule."""
