@@ -43,14 +43,17 @@ def setup_django(database: str = "beacon_bench") -> None:
     """Point Django at a fresh benchmark database on the local PostgreSQL and migrate it."""
     sys.path.insert(0, str(ROOT))
     base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/beacon")
-    url = base.rsplit("/", 1)[0] + f"/{database}"
+    server, _, base_name = base.rpartition("/")
+    # Named after the configured database, so runs from two checkouts never share one.
+    database = database.replace("beacon", base_name.split("?")[0] or "beacon", 1)
+    url = f"{server}/{database}"
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("BEACON_VAR_DIR", str(ROOT / "var" / "bench"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings")
     import psycopg
 
-    admin_url = base.rsplit("/", 1)[0] + "/postgres"
+    admin_url = f"{server}/postgres"
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{database}"')

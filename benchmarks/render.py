@@ -99,7 +99,16 @@ def rows_for(name: str, data: dict[str, Any]) -> list[Row]:
                 "",
                 None if p99 is None else p99 < 150,
             ),
-            Row(name, "feed replay", feed, "events/s", "", None, ""),
+            Row(
+                name,
+                "feed replay",
+                feed,
+                "events/s",
+                "≥ 50,000/s",
+                None,
+                "",
+                _at_least(feed, 50_000),
+            ),
         ]
     if name == "pdq":
         qps = _num(get(data, "beacon.queries_per_s_batched"))
