@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,10 +15,6 @@ from rest_framework.utils.encoders import JSONEncoder
 
 _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 _fallback = JSONEncoder()
-#: orjson reads integers beyond 64 bits as floats; a body with a number this long is read by the
-#: standard parser, which keeps them exact. A number starts the document or follows ``[``, ``,``
-#: or ``:``, so the digits of a hex string (an upload's values) never send a body there.
-_LONG_NUMBER = re.compile(rb"(?:^|[\[,:])\s*-?[0-9]{19,}")
 
 
 def dumps(data: Any) -> bytes:
@@ -28,16 +23,26 @@ def dumps(data: Any) -> bytes:
     return orjson.dumps(data, default=_fallback.default, option=_OPTIONS)
 
 
-def may_hold_long_integers(data: bytes) -> bool:
-    """Whether ``data`` may hold a number of 19 or more digits (a false yes only costs speed)."""
-    return _LONG_NUMBER.search(data) is not None
+def _holds_float(document: Any) -> bool:
+    stack = [document]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is dict:
+            stack.extend(value.values())
+        elif kind is list:
+            stack.extend(value)
+        elif kind is float:
+            return True
+    return False
 
 
 def loads(data: bytes) -> Any:
-    """Parse JSON; raises ``json.JSONDecodeError`` (orjson's is a subclass)."""
-    if may_hold_long_integers(data):
-        return json.loads(data)
-    return orjson.loads(data)
+    """Parse JSON; raises ``json.JSONDecodeError`` (orjson's is a subclass). orjson reads an
+    integer beyond 64 bits as a float, so a document holding any float is read again by the
+    standard parser, which keeps such integers exact (API bodies rarely hold floats at all)."""
+    document = orjson.loads(data)
+    return json.loads(data) if _holds_float(document) else document
 
 
 class FastJSONRenderer(JSONRenderer):
