@@ -158,58 +158,77 @@ def _resolve(parsed: Sequence[Any]) -> tuple[list[int], set[int]]:
     """``resolve_indicators``, plus the ids of the indicators this call created."""
     if connection.vendor != "postgresql":
         return _resolve_orm(parsed), set()
-    stored: list[tuple[str, str]] = []
     with connection.cursor() as cursor:
         cursor.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS beacon_bulk_lookup (pos int, type text, value text, key_version smallint, write bool) ON COMMIT DELETE ROWS"
+            "CREATE TEMP TABLE IF NOT EXISTS beacon_bulk_indicator (pos int, id bigint, type text, value text, key_version smallint, write bool) ON COMMIT DELETE ROWS"
         )
-        cursor.execute("TRUNCATE beacon_bulk_lookup")
+        cursor.execute("TRUNCATE beacon_bulk_indicator")
+        # Each item's would-be id is drawn up front, so the insert only has to return the ids
+        # it used (ids of items that turn out to exist already are skipped in the sequence).
+        ids = _next_ids(cursor, "signals_indicator", len(parsed))
         other_forms = False
         with cursor.copy(
-            "COPY beacon_bulk_lookup (pos, type, value, key_version, write) FROM STDIN"
+            "COPY beacon_bulk_indicator (pos, id, type, value, key_version, write) FROM STDIN"
         ) as copy:
             for pos, item in enumerate(parsed):
                 type_ = item.type
                 value, version = type_.stored_value(item.canonical)
-                stored.append((type_.name, value))
-                copy.write_row((pos, type_.name, value, version, True))
+                copy.write_row((pos, ids[pos], type_.name, value, version, True))
                 if type_.peppered:
                     for other in type_.lookup_values(item.canonical):
                         if other != value:
                             other_forms = True
-                            copy.write_row((pos, type_.name, other, None, False))
+                            copy.write_row((pos, None, type_.name, other, None, False))
         found: dict[int, int] = {}
         if other_forms:
             # An item found under any of its forms (e.g. an older pepper version) reuses the
             # oldest such indicator; only items found under none of them get a new one.
             found = _lookup(cursor)
             if found:
-                cursor.execute("DELETE FROM beacon_bulk_lookup WHERE pos = ANY(%s)", [list(found)])
-        created: dict[tuple[str, str], int] = {}
+                cursor.execute(
+                    "DELETE FROM beacon_bulk_indicator WHERE pos = ANY(%s)", [list(found)]
+                )
+        created: set[int] = set()
         if len(found) < len(parsed):
             cursor.execute(
                 """
-                INSERT INTO signals_indicator (type, value, key_version, created_at)
-                SELECT l.type, l.value, l.key_version, now() FROM beacon_bulk_lookup l WHERE l.write
-                ON CONFLICT (type, value) DO NOTHING RETURNING type, value, id
+                INSERT INTO signals_indicator (id, type, value, key_version, created_at)
+                SELECT l.id, l.type, l.value, l.key_version, now()
+                FROM beacon_bulk_indicator l WHERE l.write
+                ON CONFLICT (type, value) DO NOTHING RETURNING id
                 """
             )
-            created = {(t, v): pk for t, v, pk in cursor.fetchall()}
-            for pos, key in enumerate(stored):
-                if pos not in found and key in created:
-                    found[pos] = created[key]
+            created = {pk for (pk,) in cursor.fetchall()}
+            for pos, pk in enumerate(ids):
+                if pk in created and pos not in found:
+                    found[pos] = pk
         if len(found) < len(parsed):
-            # Stored before this batch (or by a concurrent one that has since committed).
+            # Stored before this batch (or by a concurrent one that has since committed), or
+            # a value repeated within the batch.
             if created:
-                cursor.execute("DELETE FROM beacon_bulk_lookup WHERE pos = ANY(%s)", [list(found)])
+                cursor.execute(
+                    "DELETE FROM beacon_bulk_indicator WHERE pos = ANY(%s)", [list(found)]
+                )
             found.update(_lookup(cursor))
-    return [found[pos] for pos in range(len(parsed))], set(created.values())
+    return [found[pos] for pos in range(len(parsed))], created
+
+
+def _next_ids(cursor: Any, table: str, count: int) -> list[int]:
+    """``count`` new ids from ``table``'s id sequence, in one statement. The sequence is resolved
+    once (OFFSET 0 keeps the planner from calling pg_get_serial_sequence for every row)."""
+    if not count:
+        return []
+    cursor.execute(
+        "SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence(%s, 'id')::regclass AS seq OFFSET 0) q, generate_series(1, %s)",
+        [table, count],
+    )
+    return [pk for (pk,) in cursor.fetchall()]
 
 
 def _lookup(cursor: Any) -> dict[int, int]:
     cursor.execute(
         """
-        SELECT l.pos, min(i.id) FROM beacon_bulk_lookup l
+        SELECT l.pos, min(i.id) FROM beacon_bulk_indicator l
         JOIN signals_indicator i ON i.type = l.type AND i.value = l.value
         GROUP BY l.pos
         """
@@ -272,13 +291,7 @@ def _upsert_copy(rows: list[tuple[Any, ...]], created: set[int]) -> dict[int, tu
     out: dict[int, tuple[int, bool]] = {}
     with connection.cursor() as cursor:
         if new:
-            # The sequence is resolved once (OFFSET 0 keeps the planner from calling
-            # pg_get_serial_sequence for every row), then drawn once per new signal.
-            cursor.execute(
-                "SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence('signals_signal', 'id')::regclass AS seq OFFSET 0) q, generate_series(1, %s)",
-                [len(new)],
-            )
-            ids = [pk for (pk,) in cursor.fetchall()]
+            ids = _next_ids(cursor, "signals_signal", len(new))
             with cursor.copy(f"COPY signals_signal (id, {columns}) FROM STDIN") as copy:
                 for pk, row in zip(ids, new, strict=True):
                     copy.write_row((pk, *encoded(row)))

@@ -123,8 +123,14 @@ class Signal(models.Model):
     """One member's assertion about one indicator. Unique per (indicator, owner): uploading
     again updates it. ``seq`` is the feed sequence of its latest change."""
 
-    indicator = models.ForeignKey(Indicator, on_delete=models.PROTECT, related_name="signals")
-    owner = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="signals")
+    # No single-column indexes on indicator and owner: the unique (indicator, owner) and the
+    # (owner, seq) index lead with them, and each extra index is paid on every bulk write.
+    indicator = models.ForeignKey(
+        Indicator, on_delete=models.PROTECT, related_name="signals", db_index=False
+    )
+    owner = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="signals", db_index=False
+    )
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="signals")
     tags = models.JSONField(default=list, blank=True)
     confidence = models.PositiveSmallIntegerField(default=50)
