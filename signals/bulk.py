@@ -92,47 +92,62 @@ def write(*, member: Member, parsed: Sequence[Any]) -> Written:
     positions = sorted(last.values())
     seq_from = sequences.allocate(sequences.FEED, len(positions))
     now = timezone.now()
-    rows = []
     owner_id = member.pk
+    postgres = connection.vendor == "postgresql"
+    # On PostgreSQL rows are built as COPY writes them: tags as JSON text (encoded once per
+    # distinct list) and, for signals of indicators this batch created, the new id first.
+    tags_json: dict[tuple[str, ...], str] = {}
+    new_ids = iter(_new_signal_ids(indicator_ids, positions, created) if postgres else ())
+    new_rows: list[tuple[Any, ...]] = []
+    rows: list[tuple[Any, ...]] = []
     for offset, pos in enumerate(positions):
         item = parsed[pos]
         f = item.fields
         group = f["audience_group"]
-        rows.append(
-            (
-                indicator_ids[pos],
-                owner_id,
-                item.category.pk,
-                f["tags"],
-                f["confidence"],
-                f["severity"],
-                f["audience"],
-                f["audience_kind"],
-                group.pk if group else None,
-                f["audience_members"],
-                f["tlp"],
-                f["expires_at"],
-                "active",
-                f["external_id"],
-                f["quality"],
-                f["lang"],
-                seq_from + offset,
-                now,
-                now,
-                None,
-                "",
-                f.get("bundle_id"),
-            )
+        indicator_id = indicator_ids[pos]
+        tags: Any = f["tags"]
+        if postgres:
+            key = tuple(tags)
+            tags = tags_json.get(key)
+            if tags is None:
+                tags = tags_json[key] = json.dumps(f["tags"])
+        row = (
+            indicator_id,
+            owner_id,
+            item.category.pk,
+            tags,
+            f["confidence"],
+            f["severity"],
+            f["audience"],
+            f["audience_kind"],
+            group.pk if group else None,
+            f["audience_members"],
+            f["tlp"],
+            f["expires_at"],
+            "active",
+            f["external_id"],
+            f["quality"],
+            f["lang"],
+            seq_from + offset,
+            now,
+            now,
+            None,
+            "",
+            f.get("bundle_id"),
         )
-    if connection.vendor == "postgresql":
-        signals = _upsert_copy(rows, created)
+        if postgres and indicator_id in created:
+            new_rows.append((next(new_ids), *row))
+        else:
+            rows.append(row)
+    if postgres:
+        signals = _upsert_copy(new_rows, rows)
     else:
         signals = _upsert_orm(member, [dict(zip(SIGNAL_COLUMNS, row, strict=True)) for row in rows])
     return Written(
         indicator_ids=indicator_ids,
         signals=signals,
         seq_from=seq_from,
-        seq_to=seq_from + len(rows) - 1,
+        seq_to=seq_from + len(positions) - 1,
     )
 
 
@@ -272,30 +287,27 @@ def _resolve_orm(parsed: Sequence[Any]) -> list[int]:
     ]
 
 
-def _upsert_copy(rows: list[tuple[Any, ...]], created: set[int]) -> dict[int, tuple[int, bool]]:
-    """Rows whose indicator this batch created cannot have a signal yet: they are ``COPY``d
-    straight into ``signals_signal`` with ids drawn from its sequence. The others are merged
-    through a temporary table with ``INSERT … ON CONFLICT``."""
-    tags_json: dict[tuple[str, ...], str] = {}
+def _new_signal_ids(indicator_ids: list[int], positions: list[int], created: set[int]) -> list[int]:
+    """Ids for the signals of indicators this batch created, drawn in one statement."""
+    count = sum(1 for pos in positions if indicator_ids[pos] in created)
+    with connection.cursor() as cursor:
+        return _next_ids(cursor, "signals_signal", count)
 
-    def encoded(row: tuple[Any, ...]) -> tuple[Any, ...]:
-        tags = tuple(row[3])
-        text = tags_json.get(tags)
-        if text is None:
-            text = tags_json[tags] = json.dumps(row[3])
-        return (*row[:3], text, *row[4:])
 
-    new = [row for row in rows if row[0] in created]
-    merge = [row for row in rows if row[0] not in created] if len(new) < len(rows) else []
+def _upsert_copy(
+    new: list[tuple[Any, ...]], merge: list[tuple[Any, ...]]
+) -> dict[int, tuple[int, bool]]:
+    """``new`` rows (id first) belong to indicators this batch created, so no signal of theirs
+    can exist yet: they are ``COPY``d straight into ``signals_signal``. The ``merge`` rows are
+    merged through a temporary table with ``INSERT … ON CONFLICT``."""
     columns = ", ".join(SIGNAL_COLUMNS)
     out: dict[int, tuple[int, bool]] = {}
     with connection.cursor() as cursor:
         if new:
-            ids = _next_ids(cursor, "signals_signal", len(new))
             with cursor.copy(f"COPY signals_signal (id, {columns}) FROM STDIN") as copy:
-                for pk, row in zip(ids, new, strict=True):
-                    copy.write_row((pk, *encoded(row)))
-                    out[row[0]] = (pk, True)
+                for row in new:
+                    copy.write_row(row)
+                    out[row[1]] = (row[0], True)
         if merge:
             # A re-upload outside a bundle keeps the signal in its bundle.
             updates = ", ".join(
@@ -310,7 +322,7 @@ def _upsert_copy(rows: list[tuple[Any, ...]], created: set[int]) -> dict[int, tu
             cursor.execute("TRUNCATE beacon_bulk_signal")
             with cursor.copy(f"COPY beacon_bulk_signal ({columns}) FROM STDIN") as copy:
                 for row in merge:
-                    copy.write_row(encoded(row))
+                    copy.write_row(row)
             cursor.execute(
                 f"INSERT INTO signals_signal ({columns}) SELECT {columns} FROM beacon_bulk_signal "  # noqa: S608 - fixed column names
                 f"ON CONFLICT (indicator_id, owner_id) DO UPDATE SET {updates} RETURNING indicator_id, id, (xmax = 0)"

@@ -215,6 +215,25 @@ def _int_in(raw: Any, lo: int, hi: int) -> bool:
     return isinstance(raw, int) and not isinstance(raw, bool) and lo <= raw <= hi
 
 
+def _clean_tags(raw: Any, seen: dict[tuple[Any, ...], list[str] | None]) -> list[str] | None:
+    """``raw`` as a tag list without repeats, or None if it is not a valid one. Each distinct
+    list is checked once per batch (``seen``); items sending the same tags share the result,
+    which nothing mutates."""
+    if not isinstance(raw, list):
+        return None
+    try:
+        key = tuple(raw)
+        if key in seen:
+            return seen[key]
+    except TypeError:  # an unhashable tag (a list or an object) is not a string anyway
+        return None
+    valid = len(raw) <= MAX_TAGS and all(
+        isinstance(t, str) and 0 < len(t) <= MAX_TAG_CHARS for t in raw
+    )
+    seen[key] = list(dict.fromkeys(raw)) if valid else None
+    return seen[key]
+
+
 MAX_BUNDLE_HASHES = 8
 
 
@@ -257,6 +276,8 @@ def parse_items(member: Member, items: Any, *, lookups: _Lookups | None = None) 
     now = timezone.now()
     errors: list[dict[str, Any]] = []
     parsed: list[ParsedItem] = []
+    tag_lists: dict[tuple[Any, ...], list[str] | None] = {}
+    default_expiry: dict[int, datetime | None] = {}
     for index, item, bundle_id in _expand_bundles(items, errors):
         before = len(errors)
         if not isinstance(item, dict):
@@ -293,12 +314,8 @@ def parse_items(member: Member, items: Any, *, lookups: _Lookups | None = None) 
         tlp = item.get("tlp", Tlp.AMBER)
         if tlp not in TLPS:
             errors.append(_err(index, "tlp", f"tlp must be one of {', '.join(Tlp.values)}"))
-        tags = item.get("tags", [])
-        if (
-            not isinstance(tags, list)
-            or len(tags) > MAX_TAGS
-            or not all(isinstance(t, str) and 0 < len(t) <= MAX_TAG_CHARS for t in tags)
-        ):
+        tags = _clean_tags(item.get("tags", []), tag_lists)
+        if tags is None:
             errors.append(
                 _err(
                     index,
@@ -311,7 +328,13 @@ def parse_items(member: Member, items: Any, *, lookups: _Lookups | None = None) 
             errors.append(
                 _err(index, "external_id", "external_id must be a string of at most 200 characters")
             )
-        expires_at = _parse_expiry(item.get("expires_at"), category, index, errors, now)
+        raw_expiry = item.get("expires_at")
+        if raw_expiry is None and category is not None:
+            if category.pk not in default_expiry:
+                default_expiry[category.pk] = _parse_expiry(None, category, index, errors, now)
+            expires_at = default_expiry[category.pk]
+        else:
+            expires_at = _parse_expiry(raw_expiry, category, index, errors, now)
         if (
             len(errors) == before
             and type_ is not None
@@ -330,7 +353,7 @@ def parse_items(member: Member, items: Any, *, lookups: _Lookups | None = None) 
                         "confidence": confidence,
                         "severity": severity,
                         "tlp": tlp,
-                        "tags": list(dict.fromkeys(tags)),
+                        "tags": tags,
                         "external_id": external_id,
                         "expires_at": expires_at,
                         "quality": canonical.extra.get("quality"),
