@@ -51,13 +51,28 @@ class CategoryLike(Protocol):
 
 
 class SignalLike(Protocol):
-    owner_id: Any
-    status: str
-    expires_at: datetime | None
-    audience_kind: str
-    audience_group_id: Any
-    audience_members: str
-    category_id: Any
+    """What the policy reads from a signal: a model instance or a light row alike."""
+
+    @property
+    def owner_id(self) -> Any: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+    @property
+    def audience_kind(self) -> str: ...
+
+    @property
+    def audience_group_id(self) -> Any: ...
+
+    @property
+    def audience_members(self) -> str: ...
+
+    @property
+    def category_id(self) -> Any: ...
 
 
 # -- rule 1 and 6: who may take part --------------------------------------------------------
@@ -151,6 +166,20 @@ def visible_q(
         live_q(at) & audience_q(member, group_ids) & Q(category_id__in=list(category_ids)) & ~own
     )
     return (own | others) if include_own else others
+
+
+def holds_q(
+    member: MemberLike,
+    *,
+    group_ids: Iterable[Any],
+    category_ids: Iterable[Any],
+    at: datetime | None = None,
+) -> Q:
+    """The signals ``member`` may hold now: its own live ones and other members' that
+    ``visible_q`` lets it receive — the filter twin of ``is_live(s) and (s.owner_id ==
+    member.pk or may_receive(member, s, ...))``. The feed sends these as upserts and the rest of
+    what the member was given as tombstones."""
+    return visible_q(member, group_ids=group_ids, category_ids=category_ids, at=at) & live_q(at)
 
 
 def may_receive(

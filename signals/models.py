@@ -205,10 +205,22 @@ class Feedback(models.Model):
 
 class Disclosure(models.Model):
     """The first time a signal reached a member (by match, feed, get, webhook or TAXII). Lets
-    tombstones reach exactly the members that received a signal, and no one else."""
+    tombstones reach exactly the members that received a signal, and no one else.
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="disclosures")
-    signal = models.ForeignKey(Signal, on_delete=models.CASCADE, related_name="disclosures")
+    Written by the thousand per feed page, from ids just read in the same transaction, so the
+    database checks no foreign keys here and keeps no index of its own on ``member`` (the unique
+    constraint leads with it); decision 0005."""
+
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.CASCADE,
+        related_name="disclosures",
+        db_constraint=False,
+        db_index=False,
+    )
+    signal = models.ForeignKey(
+        Signal, on_delete=models.CASCADE, related_name="disclosures", db_constraint=False
+    )
     channel = models.CharField(max_length=16)
     first_at = models.DateTimeField(default=timezone.now)
 

@@ -48,5 +48,11 @@ def ids_in(field: str, ids: Iterable[int]) -> Q:
     than one bound placeholder each, which matters for the thousands a match or feed page has."""
     values = list(ids)
     if connection.vendor == "postgresql":
-        return Q(**{f"{field}__in": RawSQL("SELECT unnest(%s::bigint[])", [values])})
+        return Q(**{f"{field}__in": RawSQL("SELECT unnest(%s::bigint[])", [bigint_array(values)])})
     return Q(**{f"{field}__in": values})
+
+
+def bigint_array(ids: Iterable[int]) -> str:
+    """Ids as one PostgreSQL array literal, for ``%s::bigint[]``: psycopg adapts a list of ints
+    item by item in Python, which costs more than the query it feeds."""
+    return "{" + ",".join(map(str, ids)) + "}"

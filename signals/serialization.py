@@ -1,13 +1,26 @@
-"""How signals leave the exchange: in API answers, feed events and webhook events alike."""
+"""How signals leave the exchange: in API answers, feed events and webhook events alike.
+
+Every signal is serialised by ``signal_out`` from a ``SignalRow``. Large reads (the feed, fan-out)
+fetch rows with ``signal_rows`` — the columns only, owners and categories from per-call lookups,
+no model instances — and single-signal answers build one with ``SignalRow.of``; either way the
+same function writes the body, so a webhook event equals the feed event for the same change.
+"""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable
-from typing import Any
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
 
+from django.db import connection
+from django.db.models import Count
+
+from accounts.models import Member
 from signals import types
-from signals.models import Feedback, Signal
+from signals.models import Category, Feedback, IndicatorFrames, Signal
 from signals.querysets import ids_in
 
 
@@ -15,38 +28,218 @@ def feedback_totals(signal_ids: Iterable[int]) -> dict[int, dict[str, int]]:
     """Reaction counts per signal: aggregates only, never which member reacted."""
     totals: dict[int, dict[str, int]] = defaultdict(dict)
     ids = list(signal_ids)
-    if not ids:
-        return totals
-    counts: Counter[tuple[int, str]] = Counter()
-    for chunk_start in range(0, len(ids), 5000):
-        chunk = ids[chunk_start : chunk_start + 5000]
-        for signal_id, reaction in Feedback.objects.filter(ids_in("signal_id", chunk)).values_list(
-            "signal_id", "reaction"
-        ):
-            counts[(signal_id, reaction)] += 1
-    for (signal_id, reaction), n in counts.items():
-        totals[signal_id][reaction] = n
+    # One array parameter on PostgreSQL; SQLite's limit on bound parameters wants chunks.
+    step = max(len(ids), 1) if connection.vendor == "postgresql" else 5000
+    for start in range(0, len(ids), step):
+        counts = (
+            Feedback.objects.filter(ids_in("signal_id", ids[start : start + step]))
+            .values_list("signal_id", "reaction")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        for signal_id, reaction, n in counts:
+            totals[signal_id][reaction] = n
     return totals
 
 
-def owner_label(signal: Signal, viewer_id: Any) -> str:
-    if signal.owner_id == viewer_id:
-        return signal.owner.slug
-    return "anonymous" if signal.owner.attribution == "anonymous" else signal.owner.slug
+class SignalRow(NamedTuple):
+    """One signal as it leaves the exchange, with the facts the policy reads (``SignalLike``)."""
+
+    pk: int
+    seq: int
+    indicator_id: int
+    type: str
+    value: str
+    owner_id: int
+    category_id: int
+    tags: Sequence[str]
+    confidence: int
+    severity: str
+    tlp: str
+    status: str
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    bundle_id: uuid.UUID | None
+    quality: int | None
+    lang: str
+    audience: str
+    audience_kind: str
+    audience_group_id: int | None
+    audience_members: str
+    external_id: str
+    retracted_at: datetime | None
+    retract_reason: str
+    flagged_at: datetime | None
+    # From the per-call lookups: the owner's slug and attribution, the category code, and a
+    # video's frame list (``None`` for every other type).
+    owner_slug: str
+    owner_anonymous: bool
+    category_code: str
+    frames: str | None
+
+    @classmethod
+    def of(cls, signal: Signal) -> SignalRow:
+        """The row of a loaded signal (its indicator, owner and category are read)."""
+        indicator, owner = signal.indicator, signal.owner
+        frames = None
+        if _is_video(indicator.type):
+            held = getattr(indicator, "frames", None)
+            frames = held.text if held is not None else None
+        return cls(
+            pk=signal.pk,
+            seq=signal.seq,
+            indicator_id=signal.indicator_id,
+            type=indicator.type,
+            value=indicator.value,
+            owner_id=signal.owner_id,
+            category_id=signal.category_id,
+            tags=tuple(signal.tags or ()),
+            confidence=signal.confidence,
+            severity=signal.severity,
+            tlp=signal.tlp,
+            status=signal.status,
+            expires_at=signal.expires_at,
+            created_at=signal.created_at,
+            updated_at=signal.updated_at,
+            bundle_id=signal.bundle_id,
+            quality=signal.quality,
+            lang=signal.lang,
+            audience=signal.audience,
+            audience_kind=signal.audience_kind,
+            audience_group_id=signal.audience_group_id,
+            audience_members=signal.audience_members,
+            external_id=signal.external_id,
+            retracted_at=signal.retracted_at,
+            retract_reason=signal.retract_reason,
+            flagged_at=signal.flagged_at,
+            owner_slug=owner.slug,
+            owner_anonymous=owner.attribution == "anonymous",
+            category_code=signal.category.code,
+            frames=frames,
+        )
+
+
+#: The ``Signal`` lookups behind the first fields of ``SignalRow``, in order.
+_COLUMNS = (
+    "pk",
+    "seq",
+    "indicator_id",
+    "indicator__type",
+    "indicator__value",
+    "owner_id",
+    "category_id",
+    "tags",
+    "confidence",
+    "severity",
+    "tlp",
+    "status",
+    "expires_at",
+    "created_at",
+    "updated_at",
+    "bundle_id",
+    "quality",
+    "lang",
+    "audience",
+    "audience_kind",
+    "audience_group_id",
+    "audience_members",
+    "external_id",
+    "retracted_at",
+    "retract_reason",
+    "flagged_at",
+)
+_TAGS = _COLUMNS.index("tags")
+
+
+def _is_video(type_name: str) -> bool:
+    type_ = types.get(type_name)
+    return type_ is not None and type_.match_kind == "vpdq"
+
+
+def _fetch(queryset: Any, names: Sequence[str]) -> list[tuple[Any, ...]]:
+    """``values_list(*names)`` as plain tuples. On PostgreSQL the compiled query runs on a cursor
+    with psycopg's own C loaders for timestamps and JSON left as text (decoded by the caller),
+    instead of Django's per-value Python converters, which cost more than the query."""
+    if connection.vendor != "postgresql":
+        rows = list(queryset.values_list(*names))
+        return [(*r[:_TAGS], tuple(r[_TAGS] or ()), *r[_TAGS + 1 :]) for r in rows]
+    import psycopg
+    from psycopg.pq import Format
+
+    sql, params = queryset.values_list(*names).query.sql_with_params()
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        raw.adapters.register_loader(
+            "timestamptz",
+            psycopg.adapters.get_loader(psycopg.postgres.types["timestamptz"].oid, Format.TEXT),
+        )
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    decoded: dict[str, tuple[str, ...]] = {}
+    out = []
+    for r in rows:
+        text = r[_TAGS]
+        tags = decoded.get(text)
+        if tags is None:
+            tags = decoded[text] = tuple(json.loads(text) or ())
+        out.append((*r[:_TAGS], tags, *r[_TAGS + 1 :]))
+    return out
+
+
+def signal_rows(
+    queryset: Any, *, extra: Sequence[str] = ()
+) -> tuple[list[SignalRow], list[tuple[Any, ...]]]:
+    """The rows of ``queryset`` in its order, and for each the values of the ``extra``
+    annotations. Owners, categories and video frames come from one small query each."""
+    raw = _fetch(queryset, (*_COLUMNS, *extra))
+    n = len(_COLUMNS)
+    owner_at, category_at, type_at = (
+        _COLUMNS.index("owner_id"),
+        _COLUMNS.index("category_id"),
+        _COLUMNS.index("indicator__type"),
+    )
+    owners = {
+        pk: (slug, attribution == "anonymous")
+        for pk, slug, attribution in Member.objects.filter(
+            pk__in={r[owner_at] for r in raw}
+        ).values_list("pk", "slug", "attribution")
+    }
+    codes = dict(Category.objects.values_list("pk", "code"))
+    video_types = {t for t in {r[type_at] for r in raw} if _is_video(t)}
+    frames: dict[int, str] = {}
+    if video_types:
+        wanted = [r[2] for r in raw if r[type_at] in video_types]
+        frames = dict(
+            IndicatorFrames.objects.filter(indicator_id__in=wanted).values_list(
+                "indicator_id", "text"
+            )
+        )
+    make = SignalRow._make
+    rows = [
+        make((*r[:n], *owners[r[owner_at]], codes[r[category_at]], frames.get(r[2]))) for r in raw
+    ]
+    return rows, [r[n:] for r in raw] if extra else []
+
+
+def owner_label(signal: SignalRow, viewer_id: Any) -> str:
+    if signal.owner_id == viewer_id or not signal.owner_anonymous:
+        return signal.owner_slug
+    return "anonymous"
 
 
 def signal_out(
-    signal: Signal, *, viewer_id: Any, feedback: dict[str, int] | None = None
+    signal: SignalRow, *, viewer_id: Any, feedback: dict[str, int] | None = None
 ) -> dict[str, Any]:
     """A signal as ``viewer`` may see it. Peppered identifier values never leave the exchange:
     members match them by sending their own digests to /match."""
-    type_ = types.get(signal.indicator.type)
+    type_ = types.get(signal.type)
     body: dict[str, Any] = {
         "id": signal.pk,
-        "type": signal.indicator.type,
+        "type": signal.type,
         "indicator_id": signal.indicator_id,
-        "value": None if (type_ is None or type_.peppered) else signal.indicator.value,
-        "category": signal.category.code,
+        "value": None if (type_ is None or type_.peppered) else signal.value,
+        "category": signal.category_code,
         "tags": signal.tags,
         "confidence": signal.confidence,
         "severity": signal.severity,
@@ -61,8 +254,7 @@ def signal_out(
         "feedback": feedback or {},
     }
     if type_ is not None and type_.match_kind == "vpdq":
-        frames = getattr(signal.indicator, "frames", None)
-        body["frames"] = frames.text if frames is not None else None
+        body["frames"] = signal.frames
     if signal.quality is not None:
         body["quality"] = signal.quality
     if signal.lang:
@@ -78,11 +270,11 @@ def signal_out(
     return body
 
 
-def tombstone_out(signal: Signal) -> dict[str, Any]:
+def tombstone_out(signal: SignalRow) -> dict[str, Any]:
     """What a member learns when a signal leaves its view: the id it already had, no more."""
     return {
         "id": signal.pk,
-        "type": signal.indicator.type,
+        "type": signal.type,
         "indicator_id": signal.indicator_id,
         "status": "deleted",
     }

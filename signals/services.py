@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -40,8 +40,14 @@ from signals.models import (
     audience_fields,
     new_bundle_id,
 )
-from signals.querysets import ids_in, receiving_context
-from signals.serialization import feedback_totals, signal_out, tombstone_out
+from signals.querysets import bigint_array, ids_in, receiving_context
+from signals.serialization import (
+    SignalRow,
+    feedback_totals,
+    signal_out,
+    signal_rows,
+    tombstone_out,
+)
 from signals.types.base import Canonical, TypeValueError
 
 ITEM_FIELDS = frozenset(
@@ -452,7 +458,7 @@ def record_disclosures(*, member_id: int, signal_ids: list[int], channel: str) -
             cursor.execute(
                 "INSERT INTO signals_disclosure (member_id, signal_id, channel, first_at) "
                 "SELECT %s, unnest(%s::bigint[]), %s, now() ON CONFLICT DO NOTHING",
-                [member_id, signal_ids, channel],
+                [member_id, bigint_array(signal_ids), channel],
             )
         return
     Disclosure.objects.bulk_create(
@@ -464,7 +470,7 @@ def record_disclosures(*, member_id: int, signal_ids: list[int], channel: str) -
 
 def _disclose(
     member: Member,
-    signals: Iterable[Signal | _MatchRow],
+    signals: Iterable[Signal | SignalRow | _MatchRow],
     channel: str,
     owner_slugs: Mapping[int, str] | None = None,
 ) -> tuple[dict[str, list[int]], set[str]]:
@@ -504,7 +510,9 @@ def signal_get(*, member: Member, purpose: str, signal_id: int, actor: Actor) ->
         owners=owners,
     )
     body = signal_out(
-        signal, viewer_id=member.pk, feedback=feedback_totals([signal.pk]).get(signal.pk)
+        SignalRow.of(signal),
+        viewer_id=member.pk,
+        feedback=feedback_totals([signal.pk]).get(signal.pk),
     )
     if not policy.discloses_values(purpose):
         body["value"] = None
@@ -540,9 +548,9 @@ def signal_list(
     audit.record(
         actor=actor, action=AuditAction.SIGNAL_LIST, params=filters, result_count=len(rows)
     )
-    return [signal_out(s, viewer_id=member.pk, feedback=totals.get(s.pk)) for s in rows], (
-        rows[-1].pk if more else None
-    )
+    return [
+        signal_out(SignalRow.of(s), viewer_id=member.pk, feedback=totals.get(s.pk)) for s in rows
+    ], (rows[-1].pk if more else None)
 
 
 def _own_signal(member: Member, signal_id: int) -> Signal:
@@ -619,7 +627,9 @@ def signal_update(*, member: Member, signal_id: int, changes: Any, actor: Actor)
         },
     )
     return signal_out(
-        signal, viewer_id=member.pk, feedback=feedback_totals([signal.pk]).get(signal.pk)
+        SignalRow.of(signal),
+        viewer_id=member.pk,
+        feedback=feedback_totals([signal.pk]).get(signal.pk),
     )
 
 
@@ -1145,6 +1155,7 @@ class FeedPage:
     more: bool
 
 
+@bulk.gc_paused()
 @transaction.atomic
 def signal_feed(
     *, member: Member, purpose: str, cursor: dict[str, Any] | None, limit: int, actor: Actor
@@ -1160,37 +1171,36 @@ def signal_feed(
         cursor = {"after": 0, "replay": sequences.current(sequences.FEED), "m": member.pk}
     after, replay_until = int(cursor.get("after", 0)), int(cursor.get("replay", 0))
     group_ids, category_ids = receiving_context(member)
-    visible = (
-        policy.visible_q(member, group_ids=group_ids, category_ids=category_ids) & policy.live_q()
-    )
+    now = timezone.now()
+    # Whether the member holds each row now is decided by the policy's own filter, in SQL.
+    holds = policy.holds_q(member, group_ids=group_ids, category_ids=category_ids, at=now)
     given = Q(pk__in=Disclosure.objects.filter(member=member).values("signal_id"))
-    rows = list(
+    rows, flags = signal_rows(
         Signal.objects.filter(seq__gt=after)
-        .filter(visible | given | Q(owner_id=member.pk))
-        .select_related("indicator", "owner", "category")
-        .order_by("seq")[: limit + 1]
+        .filter(holds | given | Q(owner_id=member.pk))
+        .annotate(feed_holds=ExpressionWrapper(holds, output_field=BooleanField()))
+        .order_by("seq")[: limit + 1],
+        extra=("feed_holds",),
     )
     more = len(rows) > limit
-    rows = rows[:limit]
-    now = timezone.now()
-    upserts: list[Signal] = []
+    rows, flags = rows[:limit], flags[:limit]
+    upserts = [s for s, (held,) in zip(rows, flags, strict=True) if held]
+    totals = feedback_totals([s.pk for s in upserts])
     events: list[dict[str, Any]] = []
-    for s in rows:
-        live_for_member = policy.is_live(s, now) and (
-            s.owner_id == member.pk
-            or policy.may_receive(member, s, group_ids=group_ids, category_ids=category_ids, at=now)
-        )
-        if live_for_member:
-            upserts.append(s)
-            events.append({"seq": s.seq, "op": "upsert", "signal": s})
+    for s, (held,) in zip(rows, flags, strict=True):
+        if held:
+            events.append(
+                {
+                    "seq": s.seq,
+                    "op": "upsert",
+                    "signal": signal_out(s, viewer_id=member.pk, feedback=totals.get(s.pk)),
+                }
+            )
         elif s.seq > replay_until:
             events.append({"seq": s.seq, "op": "delete", "signal": tombstone_out(s)})
-    totals = feedback_totals(s.pk for s in upserts)
-    for event in events:
-        if event["op"] == "upsert":
-            s = event["signal"]
-            event["signal"] = signal_out(s, viewer_id=member.pk, feedback=totals.get(s.pk))
-    disclosed, owners = _disclose(member, upserts, "feed")
+    disclosed, owners = _disclose(
+        member, upserts, "feed", owner_slugs={s.owner_id: s.owner_slug for s in upserts}
+    )
     last = rows[-1].seq if rows else after
     audit.record(
         actor=actor,

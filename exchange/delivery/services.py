@@ -561,8 +561,8 @@ def _policy_key(s: Any, now: datetime) -> tuple[Any, ...]:
 
 
 def _fan_out_signals(entry: OutboxEntry) -> list[int]:
-    from signals.models import Category, Disclosure, Signal
-    from signals.serialization import feedback_totals, signal_out, tombstone_out
+    from signals.models import Disclosure, Signal
+    from signals.serialization import feedback_totals, signal_out, signal_rows, tombstone_out
 
     subs = _subscriptions_by_member([entry.member_id] if entry.member_id else None)
     if not subs:
@@ -572,14 +572,11 @@ def _fan_out_signals(entry: OutboxEntry) -> list[int]:
         return []
     now = timezone.now()
     batch = _Batch(events={}, upsert_ids={}, per_subscription=defaultdict(list))
-    categories = {c.pk: c for c in Category.objects.all()}
-    owners: dict[int, Member] = {}
     recipients_memo: dict[tuple[Any, ...], frozenset[int]] = {}
     takers_memo: dict[tuple[Any, ...], list[int]] = {}
-    signals = list(
-        Signal.objects.filter(seq__gte=entry.seq_from, seq__lte=entry.seq_to)
-        .select_related("indicator")
-        .order_by("seq")
+    # The same rows and serialiser as the feed, so a webhook event equals the feed event.
+    signals, _ = signal_rows(
+        Signal.objects.filter(seq__gte=entry.seq_from, seq__lte=entry.seq_to).order_by("seq")
     )
     step = 5000
     for start in range(0, len(signals), step):
@@ -592,12 +589,7 @@ def _fan_out_signals(entry: OutboxEntry) -> list[int]:
             given[signal_id].add(member_id)
         live_ids = [s.pk for s in chunk if policy.is_live(s, now)]
         totals = feedback_totals(live_ids)
-        missing = {s.owner_id for s in chunk} - set(owners)
-        owners.update({m.pk: m for m in Member.objects.filter(pk__in=missing)})
         for s in chunk:
-            # The same few categories and owners serve every signal of the batch.
-            s.category = categories[s.category_id]
-            s.owner = owners[s.owner_id]
             pkey = _policy_key(s, now)
             recipients = recipients_memo.get(pkey)
             if recipients is None:
@@ -608,7 +600,7 @@ def _fan_out_signals(entry: OutboxEntry) -> list[int]:
                 )
                 recipients_memo[pkey] = recipients
             gone = given.get(s.pk, set()) - recipients
-            type_name, code = s.indicator.type, s.category.code
+            type_name, code = s.type, s.category_code
             if recipients:
                 tkey = (pkey, type_name)
                 takers = takers_memo.get(tkey)

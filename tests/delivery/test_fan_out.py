@@ -3,6 +3,7 @@ retries, dead letters, 410, redirects, disclosures and the audit trail."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -18,10 +19,11 @@ from exchange.delivery.models import (
     Payload,
     SubscriptionStatus,
 )
+from exchange.delivery.services import dumps
 from signals.models import Disclosure, Signal
 from signals.services import signal_feed, signal_retract
 from tests.conftest import SYSTEM
-from tests.delivery.conftest import make_due, run_pipeline, submit, subscribe
+from tests.delivery.conftest import digest, make_due, run_pipeline, submit, subscribe
 from tests.delivery.receiver import Reply
 
 pytestmark = pytest.mark.django_db
@@ -54,10 +56,83 @@ def test_webhook_events_equal_feed_events(member_a, member_b, pilot, receiver):
     run_pipeline()
     [(_, webhook_event)] = receiver.accepted_events()
     page = signal_feed(member=member_b, purpose="detection", cursor=None, limit=10, actor=SYSTEM)
-    from exchange.delivery.services import dumps
-
-    feed_event = __import__("json").loads(dumps(page.events[0]))
+    feed_event = json.loads(dumps(page.events[0]))
     assert webhook_event == feed_event
+
+
+def test_every_kind_of_signal_reads_alike_by_webhook_feed_and_get(member_a, member_b, receiver):
+    from client.hashing import vpdq_text
+    from signals.feedback import feedback_create
+    from signals.services import signal_get, signal_submit
+    from tests.signals.test_vpdq import random_frames
+
+    member_a.attribution = "anonymous"
+    member_a.save()
+    frames = vpdq_text(random_frames(5, 3))
+    expires = (timezone.now() + timedelta(days=30)).replace(microsecond=120000)
+    items = [
+        {
+            "type": "sha256",
+            "value": digest("tagged"),
+            "category": "csea.sextortion",
+            "tags": ["financial", "wave-2"],
+            "confidence": 80,
+            "severity": "high",
+            "tlp": "amber+strict",
+            "expires_at": expires.isoformat(),
+            "external_id": "case-7",
+        },
+        {"type": "email", "value": digest("someone@example.com"), "category": "csea.csam"},
+        {
+            "type": "keyword",
+            "value": "send me a pic first",
+            "lang": "en",
+            "category": "csea.grooming",
+        },
+        {"type": "pdq", "value": "ab" * 32, "quality": 92, "category": "csea.csam"},
+        {
+            "hashes": {"video_md5": "ab" * 16, "vpdq": frames, "pdq": "cd" * 32},
+            "category": "csea.csam",
+            "quality": 80,
+        },
+    ]
+    ids = [s["id"] for s in signal_submit(member=member_a, items=items, actor=SYSTEM).signals]
+    feedback_create(
+        member=member_b,
+        signal_id=ids[0],
+        purpose="detection",
+        body={"reaction": "seen"},
+        actor=SYSTEM,
+    )
+    subscribe(member_b, receiver.url)
+    run_pipeline()
+    webhook = {e["seq"]: e for _, e in receiver.accepted_events()}
+    page = signal_feed(member=member_b, purpose="detection", cursor=None, limit=100, actor=SYSTEM)
+    feed = {e["seq"]: json.loads(dumps(e)) for e in page.events}
+    assert webhook == feed and len(feed) == 7
+    by_type = {e["signal"]["type"]: e["signal"] for e in feed.values()}
+    assert by_type["sha256"]["tags"] == ["financial", "wave-2"]
+    assert by_type["sha256"]["feedback"] == {"seen": 1}
+    assert by_type["sha256"]["expires_at"] == expires.isoformat().replace("+00:00", "Z")
+    assert by_type["email"]["value"] is None and by_type["keyword"]["lang"] == "en"
+    assert by_type["vpdq"]["frames"] == frames and by_type["video_md5"]["bundle_id"]
+    assert {s["owner"] for s in by_type.values()} == {"anonymous"}
+    assert not any("external_id" in s for s in by_type.values())
+    for event in feed.values():
+        body = signal_get(
+            member=member_b, purpose="detection", signal_id=event["signal"]["id"], actor=SYSTEM
+        )
+        assert json.loads(dumps(body)) == event["signal"]
+    # A retraction reaches both as the same tombstone.
+    receiver.received.clear()
+    signal_retract(signal=Signal.objects.get(pk=ids[0]), reason="appeal", actor=SYSTEM)
+    run_pipeline()
+    [(_, tombstone)] = receiver.accepted_events()
+    later = signal_feed(
+        member=member_b, purpose="detection", cursor=page.next_cursor, limit=100, actor=SYSTEM
+    )
+    assert [json.loads(dumps(e)) for e in later.events] == [tombstone]
+    assert tombstone["op"] == "delete" and tombstone["signal"]["id"] == ids[0]
 
 
 def test_filters_pick_types_categories_and_events(member_a, member_b, receiver):
