@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import connection
 from django.utils import timezone
+from psycopg.types.json import set_json_dumps
 
 from accounts.models import Member
 from exchange import sequences
@@ -94,9 +95,8 @@ def write(*, member: Member, parsed: Sequence[Any]) -> Written:
     now = timezone.now()
     owner_id = member.pk
     postgres = connection.vendor == "postgresql"
-    # On PostgreSQL rows are built as COPY writes them: tags as JSON text (encoded once per
-    # distinct list) and, for signals of indicators this batch created, the new id first.
-    tags_json: dict[tuple[str, ...], str] = {}
+    # On PostgreSQL rows are built as COPY writes them: for signals of indicators this batch
+    # created, the new id first.
     new_ids = iter(_new_signal_ids(indicator_ids, positions, created) if postgres else ())
     new_rows: list[tuple[Any, ...]] = []
     rows: list[tuple[Any, ...]] = []
@@ -105,17 +105,11 @@ def write(*, member: Member, parsed: Sequence[Any]) -> Written:
         f = item.fields
         group = f["audience_group"]
         indicator_id = indicator_ids[pos]
-        tags: Any = f["tags"]
-        if postgres:
-            key = tuple(tags)
-            tags = tags_json.get(key)
-            if tags is None:
-                tags = tags_json[key] = json.dumps(f["tags"])
         row = (
             indicator_id,
             owner_id,
             item.category.pk,
-            tags,
+            f["tags"],
             f["confidence"],
             f["severity"],
             f["audience"],
@@ -183,8 +177,9 @@ def _resolve(parsed: Sequence[Any]) -> tuple[list[int], set[int]]:
         ids = _next_ids(cursor, "signals_indicator", len(parsed))
         other_forms = False
         with cursor.copy(
-            "COPY beacon_bulk_indicator (pos, id, type, value, key_version, write) FROM STDIN"
+            "COPY beacon_bulk_indicator (pos, id, type, value, key_version, write) FROM STDIN (FORMAT BINARY)"
         ) as copy:
+            copy.set_types(["int4", "int8", "text", "text", "int2", "bool"])
             for pos, item in enumerate(parsed):
                 type_ = item.type
                 value, version = type_.stored_value(item.canonical)
@@ -287,6 +282,47 @@ def _resolve_orm(parsed: Sequence[Any]) -> list[int]:
     ]
 
 
+# PostgreSQL type names as psycopg knows them, for binary COPY (character types go as text).
+_BINARY_TYPES = {"varchar": "text", "bpchar": "text"}
+_column_types: dict[str, dict[str, str]] = {}
+
+
+@contextmanager
+def _binary_copy(
+    cursor: Any, table: str, columns: list[str], types_of: str | None = None
+) -> Iterator[Any]:
+    """A binary ``COPY`` into ``table``: psycopg then sends ints, timestamps and uuids as they
+    are stored instead of formatting them as text for the server to parse again. Column types
+    are read from ``types_of`` (default ``table``) once per process. JSON columns take Python
+    values, encoded once per distinct tag list."""
+    source = types_of or table
+    if source not in _column_types:
+        cursor.execute(
+            "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+            [source],
+        )
+        _column_types[source] = {n: _BINARY_TYPES.get(t, t) for n, t in cursor.fetchall()}
+    known = _column_types[source]
+    set_json_dumps(_tags_dumps(), cursor)
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([known[c] for c in columns])
+        yield copy
+
+
+def _tags_dumps() -> Any:
+    encoded: dict[tuple[Any, ...], str] = {}
+
+    def dumps(value: Any) -> str:
+        key = tuple(value)
+        text = encoded.get(key)
+        if text is None:
+            text = encoded[key] = json.dumps(value)
+        return text
+
+    return dumps
+
+
 def _new_signal_ids(indicator_ids: list[int], positions: list[int], created: set[int]) -> list[int]:
     """Ids for the signals of indicators this batch created, drawn in one statement."""
     count = sum(1 for pos in positions if indicator_ids[pos] in created)
@@ -304,7 +340,7 @@ def _upsert_copy(
     out: dict[int, tuple[int, bool]] = {}
     with connection.cursor() as cursor:
         if new:
-            with cursor.copy(f"COPY signals_signal (id, {columns}) FROM STDIN") as copy:
+            with _binary_copy(cursor, "signals_signal", ["id", *SIGNAL_COLUMNS]) as copy:
                 for row in new:
                     copy.write_row(row)
                     out[row[1]] = (row[0], True)
@@ -320,7 +356,9 @@ def _upsert_copy(
                 f"CREATE TEMP TABLE IF NOT EXISTS beacon_bulk_signal ON COMMIT DELETE ROWS AS SELECT {columns} FROM signals_signal WITH NO DATA"  # noqa: S608 - fixed column names
             )
             cursor.execute("TRUNCATE beacon_bulk_signal")
-            with cursor.copy(f"COPY beacon_bulk_signal ({columns}) FROM STDIN") as copy:
+            with _binary_copy(
+                cursor, "beacon_bulk_signal", SIGNAL_COLUMNS, types_of="signals_signal"
+            ) as copy:
                 for row in merge:
                     copy.write_row(row)
             cursor.execute(
