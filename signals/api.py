@@ -29,7 +29,7 @@ from exchange.api import (
 )
 from exchange.audit import AuditAction
 from exchange.jsonio import FastJSONParser
-from signals import feedback, idempotency, services, types
+from signals import bulk, feedback, idempotency, services, types
 from signals.models import ActionTaken, Category, Reaction
 from signals.parsers import NdjsonAliasParser, NdjsonParser
 from signals.serialization import feedback_out
@@ -187,6 +187,10 @@ class SignalCollectionApi(ExchangeApi):
                 "Send an Idempotency-Key header (1-200 characters) with every upload.",
                 slug="idempotency-key-required",
             )
+        with bulk.gc_paused():
+            return self._upload(request, key)
+
+    def _upload(self, request: Request, key: str) -> HttpResponse:
         raw = request.body
         items = _items_or_413(self.json_body())
         if items is None:

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from typing import Any
 
 from django.db import connection
@@ -75,7 +76,7 @@ class Written:
     seq_from: int
     seq_to: int
 
-    @property
+    @cached_property
     def created(self) -> int:
         return sum(1 for _, new in self.signals.values() if new)
 
@@ -108,13 +109,13 @@ def write(*, member: Member, parsed: Sequence[Any]) -> Written:
         row = (
             indicator_id,
             owner_id,
-            item.category.pk,
+            item.category.id,
             f["tags"],
             f["confidence"],
             f["severity"],
             f["audience"],
             f["audience_kind"],
-            group.pk if group else None,
+            group.id if group else None,
             f["audience_members"],
             f["tlp"],
             f["expires_at"],
@@ -304,23 +305,21 @@ def _binary_copy(
         )
         _column_types[source] = {n: _BINARY_TYPES.get(t, t) for n, t in cursor.fetchall()}
     known = _column_types[source]
-    set_json_dumps(_tags_dumps(), cursor)
+    set_json_dumps(_dumps_tags, cursor)
     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types([known[c] for c in columns])
         yield copy
 
 
-def _tags_dumps() -> Any:
-    encoded: dict[tuple[Any, ...], str] = {}
+@lru_cache(maxsize=4096)
+def _tags_text(tags: tuple[str, ...]) -> str:
+    return json.dumps(list(tags))
 
-    def dumps(value: Any) -> str:
-        key = tuple(value)
-        text = encoded.get(key)
-        if text is None:
-            text = encoded[key] = json.dumps(value)
-        return text
 
-    return dumps
+def _dumps_tags(value: Any) -> str:
+    """JSON for a tag list, encoded once per distinct list (a module-level function: psycopg
+    keeps one dumper class per function it is given)."""
+    return _tags_text(tuple(value))
 
 
 def _new_signal_ids(indicator_ids: list[int], positions: list[int], created: set[int]) -> list[int]:

@@ -336,9 +336,9 @@ def parse_items(member: Member, items: Any, *, lookups: _Lookups | None = None) 
             )
         raw_expiry = item.get("expires_at")
         if raw_expiry is None and category is not None:
-            if category.pk not in default_expiry:
-                default_expiry[category.pk] = _parse_expiry(None, category, index, errors, now)
-            expires_at = default_expiry[category.pk]
+            if category.id not in default_expiry:
+                default_expiry[category.id] = _parse_expiry(None, category, index, errors, now)
+            expires_at = default_expiry[category.id]
         else:
             expires_at = _parse_expiry(raw_expiry, category, index, errors, now)
         if (
