@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -159,32 +159,36 @@ def _is_video(type_name: str) -> bool:
 
 def _fetch(queryset: Any, names: Sequence[str]) -> list[tuple[Any, ...]]:
     """``values_list(*names)`` as plain tuples. On PostgreSQL the compiled query runs on a cursor
-    with psycopg's own C loaders for timestamps and JSON left as text (decoded by the caller),
+    with psycopg's own C loaders for timestamps, and JSON stays text (``_tags`` decodes it),
     instead of Django's per-value Python converters, which cost more than the query."""
     if connection.vendor != "postgresql":
-        rows = list(queryset.values_list(*names))
-        return [(*r[:_TAGS], tuple(r[_TAGS] or ()), *r[_TAGS + 1 :]) for r in rows]
+        return list(queryset.values_list(*names))
     import psycopg
     from psycopg.pq import Format
 
     sql, params = queryset.values_list(*names).query.sql_with_params()
     with connection.cursor() as cursor:
-        raw = cursor.cursor
-        raw.adapters.register_loader(
+        cursor.cursor.adapters.register_loader(
             "timestamptz",
             psycopg.adapters.get_loader(psycopg.postgres.types["timestamptz"].oid, Format.TEXT),
         )
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
+        return cursor.fetchall()
+
+
+def _tags() -> Callable[[Any], tuple[str, ...]]:
+    """Tags as a tuple, from JSON text decoded once per distinct value, or from a list."""
     decoded: dict[str, tuple[str, ...]] = {}
-    out = []
-    for r in rows:
-        text = r[_TAGS]
-        tags = decoded.get(text)
-        if tags is None:
-            tags = decoded[text] = tuple(json.loads(text) or ())
-        out.append((*r[:_TAGS], tags, *r[_TAGS + 1 :]))
-    return out
+
+    def tags(value: Any) -> tuple[str, ...]:
+        if not isinstance(value, str):
+            return tuple(value or ())
+        found = decoded.get(value)
+        if found is None:
+            found = decoded[value] = tuple(json.loads(value) or ())
+        return found
+
+    return tags
 
 
 def signal_rows(
@@ -211,13 +215,23 @@ def signal_rows(
     if video_types:
         wanted = [r[2] for r in raw if r[type_at] in video_types]
         frames = dict(
-            IndicatorFrames.objects.filter(indicator_id__in=wanted).values_list(
+            IndicatorFrames.objects.filter(ids_in("indicator_id", wanted)).values_list(
                 "indicator_id", "text"
             )
         )
-    make = SignalRow._make
+    make, tags, t = SignalRow._make, _tags(), _TAGS
     rows = [
-        make((*r[:n], *owners[r[owner_at]], codes[r[category_at]], frames.get(r[2]))) for r in raw
+        make(
+            (
+                *r[:t],
+                tags(r[t]),
+                *r[t + 1 : n],
+                *owners[r[owner_at]],
+                codes[r[category_at]],
+                frames.get(r[2]),
+            )
+        )
+        for r in raw
     ]
     return rows, [r[n:] for r in raw] if extra else []
 

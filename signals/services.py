@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -1148,6 +1149,17 @@ def signal_match_text(
 
 
 # -- the feed -------------------------------------------------------------------------------
+@contextmanager
+def _overlapped() -> Iterator[None]:
+    """On PostgreSQL, statements sent in the block run while Python carries on (psycopg's
+    pipeline mode); the block's end waits for them and raises their errors. Elsewhere, nothing."""
+    if connection.vendor != "postgresql" or connection.connection is None:
+        yield
+        return
+    with connection.connection.pipeline():
+        yield
+
+
 @dataclass
 class FeedPage:
     events: list[dict[str, Any]]
@@ -1187,20 +1199,22 @@ def signal_feed(
     upserts = [s for s, (held,) in zip(rows, flags, strict=True) if held]
     totals = feedback_totals([s.pk for s in upserts])
     events: list[dict[str, Any]] = []
-    for s, (held,) in zip(rows, flags, strict=True):
-        if held:
-            events.append(
-                {
-                    "seq": s.seq,
-                    "op": "upsert",
-                    "signal": signal_out(s, viewer_id=member.pk, feedback=totals.get(s.pk)),
-                }
-            )
-        elif s.seq > replay_until:
-            events.append({"seq": s.seq, "op": "delete", "signal": tombstone_out(s)})
-    disclosed, owners = _disclose(
-        member, upserts, "feed", owner_slugs={s.owner_id: s.owner_slug for s in upserts}
-    )
+    with _overlapped():
+        # The disclosure insert runs in the database while the events are built.
+        disclosed, owners = _disclose(
+            member, upserts, "feed", owner_slugs={s.owner_id: s.owner_slug for s in upserts}
+        )
+        for s, (held,) in zip(rows, flags, strict=True):
+            if held:
+                events.append(
+                    {
+                        "seq": s.seq,
+                        "op": "upsert",
+                        "signal": signal_out(s, viewer_id=member.pk, feedback=totals.get(s.pk)),
+                    }
+                )
+            elif s.seq > replay_until:
+                events.append({"seq": s.seq, "op": "delete", "signal": tombstone_out(s)})
     last = rows[-1].seq if rows else after
     audit.record(
         actor=actor,

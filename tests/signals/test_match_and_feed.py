@@ -279,6 +279,32 @@ def test_feed_deletes_reach_only_members_that_received_the_signal(
     assert o_events == []
 
 
+def test_a_feed_page_records_what_it_disclosed_with_its_audit_event(
+    upload, api_for, member_a, member_b
+):
+    from exchange.audit.models import AuditEvent
+
+    theirs = [
+        s["id"]
+        for s in upload(member_a, [item(value=digest(str(i))) for i in range(3)]).json()["signals"]
+    ]
+    own = upload(member_b, [item(value=digest("mine"))]).json()["signals"][0]["id"]
+    for request_id in ("feed-audit-1", "feed-audit-2"):
+        body = (
+            api_for(member_b)
+            .get("/api/v1/feed?purpose=detection", HTTP_X_REQUEST_ID=request_id)
+            .json()
+        )
+        assert {e["signal"]["id"] for e in body["events"]} == {*theirs, own}
+        event = AuditEvent.objects.get(request_id=request_id)
+        assert (event.action, event.result_count) == ("signal.feed", 4)
+        assert event.disclosed == {"globex": sorted(theirs)} and event.owners == ["acme"]
+    # Reading the same page again discloses nothing new: one row per signal, first channel kept.
+    assert sorted(
+        Disclosure.objects.filter(member=member_b).values_list("signal_id", "channel")
+    ) == [(sid, "feed") for sid in sorted(theirs)]
+
+
 def test_feed_cursors_are_signed_and_bound_to_the_member(upload, api_for, member_a, member_b):
     upload(member_a, [item()])
     _, cursor = replay(api_for(member_b))
