@@ -218,10 +218,6 @@ def _parse_expiry(
     return value
 
 
-def _int_in(raw: Any, lo: int, hi: int) -> bool:
-    return isinstance(raw, int) and not isinstance(raw, bool) and lo <= raw <= hi
-
-
 def _clean_tags(raw: Any, seen: dict[tuple[Any, ...], list[str] | None]) -> list[str] | None:
     """``raw`` as a tag list without repeats, or None if it is not a valid one. Each distinct
     list is checked once per batch (``seen``); items sending the same tags share the result,
@@ -290,7 +286,12 @@ def parse_items(member: Member, items: Any, *, lookups: _Lookups | None = None) 
         if not isinstance(item, dict):
             errors.append(_err(index, "", "each item must be a JSON object"))
             continue
-        type_ = _item_type(item, index, ITEM_FIELDS, errors)
+        if ITEM_FIELDS.issuperset(item):
+            type_ = types.get(item.get("type"))
+            if type_ is None:
+                _item_type(item, index, ITEM_FIELDS, errors)
+        else:
+            type_ = _item_type(item, index, ITEM_FIELDS, errors)
         canonical = None
         if type_ is not None:
             try:
@@ -309,9 +310,18 @@ def parse_items(member: Member, items: Any, *, lookups: _Lookups | None = None) 
                     f"unknown category {item.get('category')!r}; see GET /api/v1/categories",
                 )
             )
-        audience = _parse_audience(item.get("audience"), lookups, index, errors)
+        raw_audience = item.get("audience")
+        audience = (
+            _AUDIENCE_ALL
+            if raw_audience is None or raw_audience == "all"
+            else _parse_audience(raw_audience, lookups, index, errors)
+        )
         confidence = item.get("confidence", 50)
-        if not _int_in(confidence, 0, 100):
+        if (
+            not isinstance(confidence, int)
+            or isinstance(confidence, bool)
+            or not 0 <= confidence <= 100
+        ):
             errors.append(_err(index, "confidence", "confidence must be an integer from 0 to 100"))
         severity = item.get("severity", Severity.MEDIUM)
         if severity not in SEVERITIES:
@@ -393,24 +403,23 @@ def signal_submit(
         parsed = parse_items(member, items)
         written = bulk.write(member=member, parsed=parsed)
     answers = []
-    shared: dict[int, str] = {}
+    shared: dict[int, tuple[str, str]] = {}
+    signals = written.signals
     for item, indicator_id in zip(parsed, written.indicator_ids, strict=True):
-        signal_id, new = written.signals[indicator_id]
+        signal_id, new = signals[indicator_id]
+        type_name = item.type.name
+        answer = {
+            "id": signal_id,
+            "type": type_name,
+            "indicator_id": indicator_id,
+            "status": "created" if new else "updated",
+        }
         if new:
-            shared[signal_id] = f"{item.type.name}|{item.category.code}"
-        answers.append(
-            {
-                "id": signal_id,
-                "type": item.type.name,
-                "indicator_id": indicator_id,
-                "status": "created" if new else "updated",
-                **(
-                    {"bundle_id": str(item.fields["bundle_id"])}
-                    if item.fields.get("bundle_id")
-                    else {}
-                ),
-            }
-        )
+            shared[signal_id] = (type_name, item.category.code)
+        bundle_id = item.fields.get("bundle_id")
+        if bundle_id:
+            answer["bundle_id"] = str(bundle_id)
+        answers.append(answer)
     outbox.add(event=OutboxEvent.SIGNAL_UPSERTED, seq_from=written.seq_from, seq_to=written.seq_to)
     audit.record(
         actor=actor,
@@ -421,7 +430,9 @@ def signal_submit(
             "created": written.created,
             "updated": written.updated,
             # New signals by "type|category": the transparency report's sharing figures.
-            "shared": dict(sorted(Counter(shared.values()).items())),
+            "shared": dict(
+                sorted((f"{t}|{c}", n) for (t, c), n in Counter(shared.values()).items())
+            ),
             "seq_from": written.seq_from,
             "seq_to": written.seq_to,
         },
