@@ -305,6 +305,26 @@ def test_a_feed_page_records_what_it_disclosed_with_its_audit_event(
     ) == [(sid, "feed") for sid in sorted(theirs)]
 
 
+def test_a_member_the_policy_stops_receiving_gets_tombstones_for_what_it_was_given(
+    upload, api_for, member_a, member_b
+):
+    from exchange.api import decode_cursor
+    from signals.services import signal_feed
+
+    sid = upload(member_a, [item()]).json()["signals"][0]["id"]
+    _, cursor = replay(api_for(member_b))
+    api_for(member_a).patch(f"/api/v1/signals/{sid}", {"confidence": 99}, format="json")
+    member_suspend(member=member_b, actor=SYSTEM, reason="test")
+    page = signal_feed(
+        member=member_b,
+        purpose="detection",
+        cursor=decode_cursor(cursor, salt="signals.feed"),
+        limit=10,
+        actor=SYSTEM,
+    )
+    assert [(e["op"], e["signal"]["id"]) for e in page.events] == [("delete", sid)]
+
+
 def test_feed_cursors_are_signed_and_bound_to_the_member(upload, api_for, member_a, member_b):
     upload(member_a, [item()])
     _, cursor = replay(api_for(member_b))
