@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, Q
+from django.db.models import BooleanField, ExpressionWrapper, FilteredRelation, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -1197,10 +1197,14 @@ def signal_feed(
     now = timezone.now()
     # Whether the member holds each row now is decided by the policy's own filter, in SQL.
     holds = policy.holds_q(member, group_ids=group_ids, category_ids=category_ids, at=now)
-    given = Q(pk__in=Disclosure.objects.filter(member=member).values("signal_id"))
     rows, flags = signal_rows(
-        Signal.objects.filter(seq__gt=after)
-        .filter(holds | given | Q(owner_id=member.pk))
+        # What the member was given before, as one index probe per row: as an ``IN`` subquery
+        # PostgreSQL hashed every disclosure of the member for each page (seconds, at 300,000).
+        Signal.objects.annotate(
+            given=FilteredRelation("disclosures", condition=Q(disclosures__member_id=member.pk))
+        )
+        .filter(seq__gt=after)
+        .filter(holds | Q(given__isnull=False) | Q(owner_id=member.pk))
         .annotate(feed_holds=ExpressionWrapper(holds, output_field=BooleanField()))
         .order_by("seq")[: limit + 1],
         extra=("feed_holds",),
