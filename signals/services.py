@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -45,6 +45,7 @@ from signals.querysets import bigint_array, ids_in, receiving_context
 from signals.serialization import (
     SignalRow,
     feedback_totals,
+    owner_label,
     signal_out,
     signal_rows,
     tombstone_out,
@@ -482,7 +483,7 @@ def record_disclosures(*, member_id: int, signal_ids: list[int], channel: str) -
 
 def _disclose(
     member: Member,
-    signals: Iterable[Signal | SignalRow | _MatchRow],
+    signals: Iterable[Signal | SignalRow],
     channel: str,
     owner_slugs: Mapping[int, str] | None = None,
 ) -> tuple[dict[str, list[int]], set[str]]:
@@ -495,7 +496,7 @@ def _disclose(
     slugs = (
         {owner_slugs[s.owner_id] for s in others}
         if owner_slugs is not None
-        else {s.owner.slug for s in others if isinstance(s, Signal)}
+        else {s.owner_slug if isinstance(s, SignalRow) else s.owner.slug for s in others}
     )
     return ({member.slug: ids} if ids else {}), slugs
 
@@ -814,26 +815,26 @@ def _parse_match_items(
 
 
 def _visible_bundles(
-    member: Member, purpose: str, matched: Iterable[Signal | _MatchRow]
-) -> dict[Any, list[Signal]]:
+    member: Member, purpose: str, matched: Iterable[SignalRow]
+) -> dict[Any, list[SignalRow]]:
     """The live signals ``member`` may see in the media bundles of the matched signals."""
     bundle_ids = sorted({s.bundle_id for s in matched if s.bundle_id is not None}, key=str)
-    out: dict[Any, list[Signal]] = defaultdict(list)
+    out: dict[Any, list[SignalRow]] = defaultdict(list)
     if not bundle_ids:
         return out
-    for signal in (
-        _base(member, purpose)
+    rows, _ = signal_rows(
+        Signal.objects.visible_to(member, purpose)
         .live()
         .filter(bundle_id__in=bundle_ids)
-        .select_related("indicator__frames")
         .order_by("pk")
-    ):
+    )
+    for signal in rows:
         out[signal.bundle_id].append(signal)
     return out
 
 
 def _bundle_siblings(
-    visible: list[_MatchRow], bundles: dict[Any, list[Signal]]
+    visible: list[SignalRow], bundles: dict[Any, list[SignalRow]]
 ) -> list[dict[str, Any]]:
     """The other hashes of the matched signals' media, so a member that computes one format
     learns the others: type and value (never a peppered identifier's value)."""
@@ -848,88 +849,29 @@ def _bundle_siblings(
     return out
 
 
-def _sibling_out(signal: Signal) -> dict[str, Any]:
-    type_ = types.get(signal.indicator.type)
+def _sibling_out(signal: SignalRow) -> dict[str, Any]:
+    type_ = types.get(signal.type)
     body: dict[str, Any] = {
         "id": signal.pk,
-        "type": signal.indicator.type,
+        "type": signal.type,
         "indicator_id": signal.indicator_id,
-        "value": None if (type_ is None or type_.peppered) else signal.indicator.value,
+        "value": None if (type_ is None or type_.peppered) else signal.value,
     }
     if type_ is not None and type_.match_kind == "vpdq":
-        frames = getattr(signal.indicator, "frames", None)
-        body["value"] = frames.text if frames is not None else None
+        body["value"] = signal.frames
     if signal.quality is not None:
         body["quality"] = signal.quality
     return body
 
 
-@dataclass(frozen=True)
-class _MatchContext:
-    """What match answers need besides the signal rows: looked up once per request."""
-
-    viewer_id: int
-    owners: dict[int, tuple[str, str]]  # owner id -> (slug, attribution)
-    categories: dict[int, str]  # category id -> code
-    indicator_types: dict[int, str]  # indicator id -> type name
-    totals: dict[int, dict[str, int]]
-
-    @classmethod
-    def load(
-        cls,
-        viewer_id: int,
-        signals: Iterable[Signal | _MatchRow],
-        indicator_types: dict[int, str],
-        totals: dict[int, dict[str, int]] | None = None,
-    ) -> _MatchContext:
-        rows = list(signals)
-        owners = {
-            pk: (slug, attribution)
-            for pk, slug, attribution in Member.objects.filter(
-                pk__in={s.owner_id for s in rows}
-            ).values_list("pk", "slug", "attribution")
-        }
-        return cls(
-            viewer_id=viewer_id,
-            owners=owners,
-            categories=dict(Category.objects.values_list("pk", "code")),
-            indicator_types=indicator_types,
-            totals=totals or {},
-        )
-
-    def owner_slugs(self) -> dict[int, str]:
-        return {pk: slug for pk, (slug, _) in self.owners.items()}
-
-
-class _MatchRow(NamedTuple):
-    """The signal columns a match answer shows; the rest stay in the database."""
-
-    pk: int
-    indicator_id: int
-    owner_id: int
-    category_id: int
-    confidence: int
-    severity: str
-    tlp: str
-    tags: list[str]
-    created_at: datetime
-    expires_at: datetime | None
-    bundle_id: uuid.UUID | None
-    quality: int | None
-
-
-MATCH_COLUMNS = ("id", *_MatchRow._fields[1:])
-
-
-def _match_signal_out(signal: Signal | _MatchRow, ctx: _MatchContext) -> dict[str, Any]:
-    slug, attribution = ctx.owners[signal.owner_id]
+def _match_signal_out(
+    signal: SignalRow, viewer_id: int, totals: Mapping[int, dict[str, int]]
+) -> dict[str, Any]:
     return {
         "id": signal.pk,
-        "type": ctx.indicator_types[signal.indicator_id],
-        "owner": slug
-        if signal.owner_id == ctx.viewer_id
-        else ("anonymous" if attribution == "anonymous" else slug),
-        "category": ctx.categories[signal.category_id],
+        "type": signal.type,
+        "owner": owner_label(signal, viewer_id),
+        "category": signal.category_code,
         "confidence": signal.confidence,
         "severity": signal.severity,
         "tlp": signal.tlp,
@@ -937,12 +879,12 @@ def _match_signal_out(signal: Signal | _MatchRow, ctx: _MatchContext) -> dict[st
         "created_at": signal.created_at,
         "expires_at": signal.expires_at,
         "bundle_id": str(signal.bundle_id) if signal.bundle_id else None,
-        "feedback": ctx.totals.get(signal.pk, {}),
+        "feedback": totals.get(signal.pk, {}),
         **_quality_out(signal),
     }
 
 
-def _quality_out(signal: Signal | _MatchRow) -> dict[str, Any]:
+def _quality_out(signal: SignalRow) -> dict[str, Any]:
     """Perceptual hashes carry their quality; one below the floor is flagged, never hidden."""
     if signal.quality is None:
         return {}
@@ -991,23 +933,22 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
         indicator_types[ind_id] = "vpdq"
     candidates = exact.index().candidates(list(lookups))
 
-    signals_by_indicator: dict[int, list[_MatchRow]] = defaultdict(list)
+    signals_by_indicator: dict[int, list[SignalRow]] = defaultdict(list)
     ids = sorted(candidates.union(indicator_types))
     for start in range(0, len(ids), 5000):
-        for *columns, type_name, value in (
+        rows, _ = signal_rows(
             Signal.objects.visible_to(member, purpose)
             .live()
             .filter(ids_in("indicator_id", ids[start : start + 5000]))
             .order_by("pk")
-            .values_list(*MATCH_COLUMNS, "indicator__type", "indicator__value")
-        ):
-            signal = _MatchRow._make(columns)
+        )
+        for signal in rows:
             ind_id = signal.indicator_id
             if ind_id not in indicator_types:
-                asking = lookups.get((type_name, value))
+                asking = lookups.get((signal.type, signal.value))
                 if asking is None:
                     continue  # a candidate whose key collided with an asked value
-                indicator_types[ind_id] = type_name
+                indicator_types[ind_id] = signal.type
                 for index in asking:
                     hits[index].append((ind_id, None))
             signals_by_indicator[ind_id].append(signal)
@@ -1015,10 +956,9 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
     bundles = _visible_bundles(member, purpose, matched.values())
 
     if not policy.discloses_values(purpose):
-        categories = dict(Category.objects.values_list("pk", "code"))
         by_category: dict[str, int] = defaultdict(int)
         for s in matched.values():
-            by_category[categories[s.category_id]] += 1
+            by_category[s.category_code] += 1
         items_matched = sum(
             1
             for index, _, _, _ in parsed
@@ -1042,11 +982,8 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
         }
 
     # Bundle siblings leave with the match: they are disclosed (and audited) too.
-    given: dict[int, Signal | _MatchRow] = {
-        **matched,
-        **{s.pk: s for group in bundles.values() for s in group},
-    }
-    ctx = _MatchContext.load(member.pk, given.values(), indicator_types, feedback_totals(matched))
+    given = {**matched, **{s.pk: s for group in bundles.values() for s in group}}
+    totals = feedback_totals(matched)
     results = []
     for index, _, canonical, _ in parsed:
         matches = []
@@ -1056,7 +993,7 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
                 continue
             entry: dict[str, Any] = {
                 "indicator_id": ind_id,
-                "signals": [_match_signal_out(s, ctx) for s in visible],
+                "signals": [_match_signal_out(s, member.pk, totals) for s in visible],
             }
             if dist is not None:
                 entry["distance"] = dist
@@ -1070,7 +1007,7 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
         if query_quality is not None:
             result["low_quality"] = query_quality < settings.BEACON_PDQ_QUALITY_FLOOR
         results.append(result)
-    disclosed, owners = _disclose(member, given.values(), "match", ctx.owner_slugs())
+    disclosed, owners = _disclose(member, given.values(), "match")
     audit.record(
         actor=actor,
         action=AuditAction.SIGNAL_MATCH,
@@ -1104,10 +1041,17 @@ def signal_match_text(
         raise ItemErrors([_err(0, "lang", "lang must be a BCP-47 language tag")])
     occurrences = keywords.find(text)
     ids = sorted({o.indicator_id for o in occurrences})
-    visible: dict[int, list[Signal]] = defaultdict(list)
+    visible: dict[int, list[SignalRow]] = defaultdict(list)
+    wanted = str(lang).lower().split("-")[0] if lang else ""
     for start in range(0, len(ids), 5000):
-        for s in _base(member, purpose).live().filter(indicator_id__in=ids[start : start + 5000]):
-            if not lang or not s.lang or s.lang.split("-")[0] == str(lang).lower().split("-")[0]:
+        rows, _ = signal_rows(
+            Signal.objects.visible_to(member, purpose)
+            .live()
+            .filter(ids_in("indicator_id", ids[start : start + 5000]))
+            .order_by("pk")
+        )
+        for s in rows:
+            if not wanted or not s.lang or s.lang.split("-")[0] == wanted:
                 visible[s.indicator_id].append(s)
     matched = {s.pk: s for group in visible.values() for s in group}
     if not policy.discloses_values(purpose):
@@ -1126,22 +1070,14 @@ def signal_match_text(
                 "signals_matched": len(matched),
             }
         }
-    ctx = _MatchContext.load(
-        member.pk,
-        matched.values(),
-        {s.indicator_id: s.indicator.type for s in matched.values()},
-        feedback_totals(matched),
-    )
+    totals = feedback_totals(matched)
     results = [
         {
             "keyword": o.keyword,
             "indicator_id": o.indicator_id,
             "start": o.start,
             "end": o.end,
-            "signals": [
-                _match_signal_out(s, ctx)
-                for s in sorted(visible[o.indicator_id], key=lambda s: s.pk)
-            ],
+            "signals": [_match_signal_out(s, member.pk, totals) for s in visible[o.indicator_id]],
         }
         for o in occurrences
         if visible.get(o.indicator_id)
