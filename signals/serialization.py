@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Count
 
@@ -166,7 +167,10 @@ def _fetch(queryset: Any, names: Sequence[str]) -> list[tuple[Any, ...]]:
     import psycopg
     from psycopg.pq import Format
 
-    sql, params = queryset.values_list(*names).query.sql_with_params()
+    try:
+        sql, params = queryset.values_list(*names).query.sql_with_params()
+    except EmptyResultSet:  # a filter that can match nothing, e.g. a suspended member's view
+        return []
     with connection.cursor() as cursor:
         cursor.cursor.adapters.register_loader(
             "timestamptz",
