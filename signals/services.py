@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, FilteredRelation, Q
+from django.db.models import BooleanField, ExpressionWrapper
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -1134,13 +1134,8 @@ def signal_feed(
     # Whether the member holds each row now is decided by the policy's own filter, in SQL.
     holds = policy.holds_q(member, group_ids=group_ids, category_ids=category_ids, at=now)
     rows, flags = signal_rows(
-        # What the member was given before, as one index probe per row: as an ``IN`` subquery
-        # PostgreSQL hashed every disclosure of the member for each page (seconds, at 300,000).
-        Signal.objects.annotate(
-            given=FilteredRelation("disclosures", condition=Q(disclosures__member_id=member.pk))
-        )
+        Signal.objects.visible_or_given(member, purpose, at=now)
         .filter(seq__gt=after)
-        .filter(holds | Q(given__isnull=False) | Q(owner_id=member.pk))
         .annotate(feed_holds=ExpressionWrapper(holds, output_field=BooleanField()))
         .order_by("seq")[: limit + 1],
         extra=("feed_holds",),

@@ -192,10 +192,7 @@ def _live(member: Member, collection: Collection) -> QuerySet[Any]:
 def _rows(member: Member, collection: Collection) -> QuerySet[Any]:
     """Every signal with a version in the collection: what the member may see now, plus what
     it was given before (whose revocation it must learn)."""
-    given = Signal.objects.filter(
-        pk__in=Disclosure.objects.filter(member=member).values("signal_id")
-    )
-    return _in_collection(Signal.objects.visible_to(member, PURPOSE) | given, collection)
+    return _in_collection(Signal.objects.visible_or_given(member, PURPOSE), collection)
 
 
 def _referenced_entries(member: Member, rows: QuerySet[Any]) -> list[Entry]:
