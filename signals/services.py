@@ -814,6 +814,20 @@ def _parse_match_items(
     return parsed
 
 
+def _visible_live_rows(member: Member, purpose: str, indicator_ids: list[int]) -> list[SignalRow]:
+    """The live signals of these indicators that ``member`` may see, as rows."""
+    out: list[SignalRow] = []
+    for start in range(0, len(indicator_ids), 5000):
+        rows, _ = signal_rows(
+            Signal.objects.visible_to(member, purpose)
+            .live()
+            .filter(ids_in("indicator_id", indicator_ids[start : start + 5000]))
+            .order_by("pk")
+        )
+        out.extend(rows)
+    return out
+
+
 def _visible_bundles(
     member: Member, purpose: str, matched: Iterable[SignalRow]
 ) -> dict[Any, list[SignalRow]]:
@@ -897,8 +911,9 @@ def _quality_out(signal: SignalRow) -> dict[str, Any]:
 @bulk.gc_paused()
 @transaction.atomic
 def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> dict[str, Any]:
-    """Match a member's values against every live signal it may see. Exact types take one set
-    lookup per type; PDQ goes through the PDQ index. ``research`` answers aggregates only."""
+    """Match a member's values against every live signal it may see. Equality types are
+    proposed by the exact candidate index and confirmed against the stored values; PDQ and vPDQ
+    go through their indexes. ``research`` answers aggregates only."""
     from signals.matching import exact, video
     from signals.matching import hamming as hamming_index
 
@@ -935,23 +950,16 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
 
     signals_by_indicator: dict[int, list[SignalRow]] = defaultdict(list)
     ids = sorted(candidates.union(indicator_types))
-    for start in range(0, len(ids), 5000):
-        rows, _ = signal_rows(
-            Signal.objects.visible_to(member, purpose)
-            .live()
-            .filter(ids_in("indicator_id", ids[start : start + 5000]))
-            .order_by("pk")
-        )
-        for signal in rows:
-            ind_id = signal.indicator_id
-            if ind_id not in indicator_types:
-                asking = lookups.get((signal.type, signal.value))
-                if asking is None:
-                    continue  # a candidate whose key collided with an asked value
-                indicator_types[ind_id] = signal.type
-                for index in asking:
-                    hits[index].append((ind_id, None))
-            signals_by_indicator[ind_id].append(signal)
+    for signal in _visible_live_rows(member, purpose, ids):
+        ind_id = signal.indicator_id
+        if ind_id not in indicator_types:
+            asking = lookups.get((signal.type, signal.value))
+            if asking is None:
+                continue  # a candidate whose key collided with an asked value
+            indicator_types[ind_id] = signal.type
+            for index in asking:
+                hits[index].append((ind_id, None))
+        signals_by_indicator[ind_id].append(signal)
     matched = {s.pk: s for group in signals_by_indicator.values() for s in group}
     bundles = _visible_bundles(member, purpose, matched.values())
 
@@ -1043,16 +1051,9 @@ def signal_match_text(
     ids = sorted({o.indicator_id for o in occurrences})
     visible: dict[int, list[SignalRow]] = defaultdict(list)
     wanted = str(lang).lower().split("-")[0] if lang else ""
-    for start in range(0, len(ids), 5000):
-        rows, _ = signal_rows(
-            Signal.objects.visible_to(member, purpose)
-            .live()
-            .filter(ids_in("indicator_id", ids[start : start + 5000]))
-            .order_by("pk")
-        )
-        for s in rows:
-            if not wanted or not s.lang or s.lang.split("-")[0] == wanted:
-                visible[s.indicator_id].append(s)
+    for s in _visible_live_rows(member, purpose, ids):
+        if not wanted or not s.lang or s.lang.split("-")[0] == wanted:
+            visible[s.indicator_id].append(s)
     matched = {s.pk: s for group in visible.values() for s in group}
     if not policy.discloses_values(purpose):
         audit.record(
