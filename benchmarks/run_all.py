@@ -29,7 +29,7 @@ DEFAULT_RESULTS = ROOT / "benchmarks" / "results"
 # Sizes for ``make bench`` (about 10 minutes in all on 2 cores, most of it matching at 1M and
 # fan-out at 100k, the sizes the targets in DESIGN.md §12 name), and for ``--size tiny``.
 PLAN: dict[str, dict[str, str]] = {
-    "upload": {"bench": "100000", "tiny": "tiny"},
+    "upload": {"bench": "full", "tiny": "tiny"},
     "match": {"bench": "full", "tiny": "tiny"},
     "pdq": {"bench": "full", "tiny": "tiny"},
     "vpdq": {"bench": "full", "tiny": "tiny"},
