@@ -18,32 +18,43 @@ class SignalQuerySet(models.QuerySet[Any]):
         """Signals ``member`` may see for ``purpose``: its own (any status) and other members'
         live signals the policy lets it receive. Purpose rule 5 (research: aggregates only) is
         applied by the services that turn rows into answers."""
-        group_ids, category_ids = receiving_context(member)
-        return self.filter(
-            policy.visible_q(
-                member,
-                group_ids=sorted(group_ids),
-                category_ids=sorted(category_ids),
-                include_own=include_own,
-            )
-        )
+        return self.filter(_visible_q(member, include_own=include_own))
 
     def visible_or_given(
-        self, member: Any, purpose: str, *, at: datetime | None = None
+        self,
+        member: Any,
+        purpose: str,
+        *,
+        at: datetime | None = None,
+        context: tuple[set[Any], set[Any]] | None = None,
     ) -> SignalQuerySet:
         """What ``visible_to`` answers, plus every signal the member was given before (whose
         revocation it must learn). The member's disclosure of each row is a join, one index
-        probe per row: as an ``IN`` subquery PostgreSQL hashed all the member's disclosures."""
-        group_ids, category_ids = receiving_context(member)
+        probe per row: as an ``IN`` subquery PostgreSQL hashed all the member's disclosures.
+        ``context`` is ``receiving_context(member)`` when the caller has it already."""
         return self.annotate(
             given=FilteredRelation("disclosures", condition=Q(disclosures__member_id=member.pk))
-        ).filter(
-            policy.visible_q(member, group_ids=sorted(group_ids), category_ids=sorted(category_ids))
-            | Q(given__isnull=False)
-        )
+        ).filter(_visible_q(member, at=at, context=context) | Q(given__isnull=False))
 
     def live(self, at: datetime | None = None) -> SignalQuerySet:
         return self.filter(policy.live_q(at))
+
+
+def _visible_q(
+    member: Any,
+    *,
+    include_own: bool = True,
+    at: datetime | None = None,
+    context: tuple[set[Any], set[Any]] | None = None,
+) -> Q:
+    group_ids, category_ids = context if context is not None else receiving_context(member)
+    return policy.visible_q(
+        member,
+        group_ids=sorted(group_ids),
+        category_ids=sorted(category_ids),
+        include_own=include_own,
+        at=at,
+    )
 
 
 def receiving_context(member: Any) -> tuple[set[Any], set[Any]]:

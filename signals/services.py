@@ -482,22 +482,15 @@ def record_disclosures(*, member_id: int, signal_ids: list[int], channel: str) -
 
 
 def _disclose(
-    member: Member,
-    signals: Iterable[Signal | SignalRow],
-    channel: str,
-    owner_slugs: Mapping[int, str] | None = None,
+    member: Member, signals: Iterable[Signal | SignalRow], channel: str
 ) -> tuple[dict[str, list[int]], set[str]]:
     """Record first disclosures of other members' signals; return the audit's view of them.
-    ``owner_slugs`` (owner id → slug) spares loading each signal's owner."""
+    Rows carry their owner's slug; a model instance's owner is loaded."""
     others = [s for s in signals if s.owner_id != member.pk]
     ids = sorted({s.pk for s in others})
     if ids:
         record_disclosures(member_id=member.pk, signal_ids=ids, channel=channel)
-    slugs = (
-        {owner_slugs[s.owner_id] for s in others}
-        if owner_slugs is not None
-        else {s.owner_slug if isinstance(s, SignalRow) else s.owner.slug for s in others}
-    )
+    slugs = {s.owner_slug if isinstance(s, SignalRow) else s.owner.slug for s in others}
     return ({member.slug: ids} if ids else {}), slugs
 
 
@@ -937,26 +930,27 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
         for value in type_.lookup_values(canonical):
             for name in (type_.name, *type_.aliases):
                 lookups[(name, value)].append(index)
-    # indicator id -> its type
-    indicator_types: dict[int, str] = {}
+    # Indicators whose hits are recorded: the perceptual indexes' now, the exact ones when
+    # their stored value is confirmed below.
+    recorded: set[int] = set()
     for index, ind_id, distance in hamming_index.hamming_matches(hamming):
         hits[index].append((ind_id, distance))
-        indicator_types[ind_id] = "pdq"
+        recorded.add(ind_id)
     for index, ind_id, info in video.vpdq_matches(videos):
         hits[index].append((ind_id, None))
         extras[(index, ind_id)] = info
-        indicator_types[ind_id] = "vpdq"
+        recorded.add(ind_id)
     candidates = exact.index().candidates(list(lookups))
 
     signals_by_indicator: dict[int, list[SignalRow]] = defaultdict(list)
-    ids = sorted(candidates.union(indicator_types))
+    ids = sorted(candidates | recorded)
     for signal in _visible_live_rows(member, purpose, ids):
         ind_id = signal.indicator_id
-        if ind_id not in indicator_types:
+        if ind_id not in recorded:
             asking = lookups.get((signal.type, signal.value))
             if asking is None:
                 continue  # a candidate whose key collided with an asked value
-            indicator_types[ind_id] = signal.type
+            recorded.add(ind_id)
             for index in asking:
                 hits[index].append((ind_id, None))
         signals_by_indicator[ind_id].append(signal)
@@ -1130,12 +1124,13 @@ def signal_feed(
     if cursor is None:
         cursor = {"after": 0, "replay": sequences.current(sequences.FEED), "m": member.pk}
     after, replay_until = int(cursor.get("after", 0)), int(cursor.get("replay", 0))
-    group_ids, category_ids = receiving_context(member)
+    context = receiving_context(member)
+    group_ids, category_ids = context
     now = timezone.now()
     # Whether the member holds each row now is decided by the policy's own filter, in SQL.
     holds = policy.holds_q(member, group_ids=group_ids, category_ids=category_ids, at=now)
     rows, flags = signal_rows(
-        Signal.objects.visible_or_given(member, purpose, at=now)
+        Signal.objects.visible_or_given(member, purpose, at=now, context=context)
         .filter(seq__gt=after)
         .annotate(feed_holds=ExpressionWrapper(holds, output_field=BooleanField()))
         .order_by("seq")[: limit + 1],
@@ -1148,9 +1143,7 @@ def signal_feed(
     events: list[dict[str, Any]] = []
     with _overlapped():
         # The disclosure insert runs in the database while the events are built.
-        disclosed, owners = _disclose(
-            member, upserts, "feed", owner_slugs={s.owner_id: s.owner_slug for s in upserts}
-        )
+        disclosed, owners = _disclose(member, upserts, "feed")
         for s, (held,) in zip(rows, flags, strict=True):
             if held:
                 events.append(

@@ -72,8 +72,8 @@ def _err(field: str, detail: str) -> dict[str, Any]:
 
 # -- JSON ------------------------------------------------------------------------------------
 def dumps(value: Any) -> str:
-    """Webhook JSON is rendered exactly as the API renders it (DRF's encoder, compact), so a
-    webhook event equals the feed event for the same change."""
+    """Webhook JSON is rendered exactly as the API renders it (``jsonio.dumps``), so a webhook
+    event equals the feed event for the same change."""
     return jsonio.dumps(value).decode()
 
 

@@ -1,5 +1,5 @@
 """On PostgreSQL the references of signals are checked per statement by triggers (decision
-0003): a signal never points at a missing indicator, member, category or group, indicators are
+0006): a signal never points at a missing indicator, member, category or group, indicators are
 never deleted, and a referenced member, category or group cannot be deleted."""
 
 from __future__ import annotations
