@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 try:
@@ -42,6 +43,7 @@ CHAINED_FIELDS = (
 
 
 _CONTAINERS = (dict, list, tuple)
+_CONTAINER_SET = frozenset(_CONTAINERS)
 # orjson refuses what the standard encoder must decide (str and int subclasses, dataclasses,
 # dates), so those take the standard path with its own answer or error.
 _ORJSON_OPTIONS = (
@@ -56,25 +58,27 @@ _ORJSON_OPTIONS = (
 )
 
 
-def _without_floats(value: Any) -> bool:
-    """True when no float occurs in ``value``: the two encoders write floats differently."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        members = item.values() if type(item) is dict else item
-        kinds = set(map(type, members))
+def holds_float(document: Any) -> bool:
+    """Whether a float occurs anywhere in a document of objects, lists and tuples. Walks it a
+    level at a time, testing each level's values with one set of their types."""
+    if type(document) not in _CONTAINER_SET:
+        return type(document) is float
+    level = [document]
+    while level:
+        values = list(chain.from_iterable(v.values() if type(v) is dict else v for v in level))
+        kinds = set(map(type, values))
         if float in kinds:
-            return False
-        if kinds.intersection(_CONTAINERS):
-            stack.extend(m for m in members if type(m) in _CONTAINERS)
-    return True
+            return True
+        level = [v for v in values if type(v) in _CONTAINERS] if kinds & _CONTAINER_SET else []
+    return False
 
 
 def canonical_json(value: Any) -> str:
     """Sorted keys, no insignificant whitespace, text as UTF-8 (not escaped). orjson writes
     the same text several times faster for what the exchange hashes (strings, integers,
-    lists, objects); anything else goes through the standard encoder."""
-    if orjson is not None and type(value) in _CONTAINERS and _without_floats(value):
+    lists, objects); anything else, floats included (the two write them differently), goes
+    through the standard encoder."""
+    if orjson is not None and type(value) in _CONTAINERS and not holds_float(value):
         try:
             return orjson.dumps(value, option=_ORJSON_OPTIONS).decode()
         except TypeError:  # orjson.JSONEncodeError is a TypeError

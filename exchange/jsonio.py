@@ -13,6 +13,8 @@ from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.utils.encoders import JSONEncoder
 
+from client.auditchain import holds_float
+
 _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
 _fallback = JSONEncoder()
 
@@ -23,26 +25,12 @@ def dumps(data: Any) -> bytes:
     return orjson.dumps(data, default=_fallback.default, option=_OPTIONS)
 
 
-def _holds_float(document: Any) -> bool:
-    stack = [document]
-    while stack:
-        value = stack.pop()
-        kind = type(value)
-        if kind is dict:
-            stack.extend(value.values())
-        elif kind is list:
-            stack.extend(value)
-        elif kind is float:
-            return True
-    return False
-
-
 def loads(data: bytes) -> Any:
     """Parse JSON; raises ``json.JSONDecodeError`` (orjson's is a subclass). orjson reads an
     integer beyond 64 bits as a float, so a document holding any float is read again by the
     standard parser, which keeps such integers exact (API bodies rarely hold floats at all)."""
     document = orjson.loads(data)
-    return json.loads(data) if _holds_float(document) else document
+    return json.loads(data) if holds_float(document) else document
 
 
 class FastJSONRenderer(JSONRenderer):

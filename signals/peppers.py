@@ -7,7 +7,6 @@ identifiers. Every listed version is active for matching; the highest is used fo
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from functools import lru_cache
 
@@ -49,4 +48,11 @@ def write_version() -> int:
 
 
 def pepper(digest_hex: str, version: int) -> str:
-    return hmac.new(peppers()[version], bytes.fromhex(digest_hex), hashlib.sha256).hexdigest()
+    return hmac.digest(peppers()[version], bytes.fromhex(digest_hex), "sha256").hex()
+
+
+def peppered_forms(digest_hex: str) -> list[str]:
+    """The digest under every active pepper version, oldest first: each form it may be
+    stored in."""
+    keys, message = peppers(), bytes.fromhex(digest_hex)
+    return [hmac.digest(keys[v], message, "sha256").hex() for v in versions()]

@@ -109,7 +109,8 @@ class LiveExactIndex:
         if not pairs:
             return set()
         self.refresh()
-        wanted = np.fromiter((key(t, v) for t, v in pairs), np.int64, count=len(pairs))
+        # hash(pair) is key(*pair): a pair is the tuple key() hashes.
+        wanted = np.fromiter(map(hash, pairs), np.int64, count=len(pairs))
         with self._lock:
             keys, ids, recent = self._keys, self._ids, self._recent
             lo = np.searchsorted(keys, wanted, side="left")

@@ -58,7 +58,7 @@ class SignalType:
     def lookup_values(self, canonical: Canonical) -> list[str]:
         """Every stored form this value may have (one per active pepper version)."""
         if self.peppered:
-            return [peppers.pepper(canonical.value, v) for v in peppers.versions()]
+            return peppers.peppered_forms(canonical.value)
         return [canonical.value]
 
     def describe(self) -> dict[str, Any]:

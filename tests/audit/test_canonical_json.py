@@ -28,9 +28,11 @@ _leaves = (
 )
 _documents = st.recursive(
     _leaves,
-    lambda inner: st.lists(inner, max_size=6)
-    | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=8), inner, max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=6)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=6)
+    ),
     max_leaves=40,
 )
 
@@ -48,7 +50,7 @@ class Colour(str, Enum):
 @pytest.mark.parametrize(
     "document",
     [
-        {"b": 1, "a": [1, 2, {"z": "\x00\x1f\x7f\u2028é\"\\"}]},
+        {"b": 1, "a": [1, 2, {"z": '\x00\x1f\x7f\u2028é"\\'}]},
         {1: "integer keys", 20: "are written as text"},
         {"action": Colour.RED, Colour.RED: [Colour.RED]},
         [2**70, -(2**70)],
@@ -66,3 +68,16 @@ def test_values_the_standard_encoder_refuses_are_refused(monkeypatch):
     # Without orjson, the verifier falls back to the standard encoder alone.
     monkeypatch.setattr(auditchain, "orjson", None)
     assert canonical_json({"b": [1], "a": "é"}) == '{"a":"é","b":[1]}'
+
+
+@settings(max_examples=200, deadline=None)
+@given(_documents)
+def test_holds_float_finds_any_float(document):
+    def walk(value: object) -> bool:
+        if isinstance(value, dict):
+            return any(walk(v) for v in value.values())
+        if isinstance(value, list | tuple):
+            return any(walk(v) for v in value)
+        return type(value) is float
+
+    assert auditchain.holds_float(document) == walk(document)
