@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
 
+from benchmarks.common import production_like
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(os.environ.get("BEACON_BENCH_RESULTS") or ROOT / "benchmarks" / "results")
 SIZES = {"tiny": 2_000, "small": 20_000, "full": 100_000}
@@ -193,19 +195,10 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
 def environment(var: Path, database_url: str, redis_url: str) -> dict[str, str]:
     """Production-like settings (DEBUG off), local receivers allowed."""
     return {
-        "DEBUG": "0",
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-" + "k" * 50,
-        "BEACON_IDENTIFIER_PEPPERS": os.environ.get("BEACON_IDENTIFIER_PEPPERS")
-        or "v1:bench-pepper-0123456789abcdef0123456789",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "0",
-        "AXES_ENABLED": "0",
-        "BEACON_ALLOW_PRIVATE_WEBHOOKS": "1",
+        **production_like(),
         "BEACON_VAR_DIR": str(var),
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "DJANGO_SETTINGS_MODULE": "exchange.settings",
-        "LOG_LEVEL": "WARNING",
     }
 
 

@@ -23,6 +23,23 @@ RESULTS = Path(os.environ.get("BEACON_BENCH_RESULTS") or ROOT / "benchmarks" / "
 SIZES = {"tiny": 0.002, "small": 0.1, "full": 1.0}
 
 
+def production_like() -> dict[str, str]:
+    """Settings as an exchange runs them: DEBUG off (Django then keeps no log of every query),
+    a throwaway secret and pepper unless given, plain HTTP, local webhook receivers allowed."""
+    return {
+        "DEBUG": "0",
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-" + "k" * 50,
+        "BEACON_IDENTIFIER_PEPPERS": os.environ.get("BEACON_IDENTIFIER_PEPPERS")
+        or "v1:bench-pepper-0123456789abcdef0123456789",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+        "SECURE_SSL_REDIRECT": "0",
+        "AXES_ENABLED": "0",
+        "BEACON_ALLOW_PRIVATE_WEBHOOKS": "1",
+        "DJANGO_SETTINGS_MODULE": "exchange.settings",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
 def parse_args(description: str, default_size: int) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
@@ -40,7 +57,8 @@ def parse_args(description: str, default_size: int) -> argparse.Namespace:
 
 
 def setup_django(database: str = "beacon_bench") -> None:
-    """Point Django at a fresh benchmark database on the local PostgreSQL and migrate it."""
+    """Point Django, in production-like settings, at a fresh benchmark database on the local
+    PostgreSQL, and migrate it."""
     sys.path.insert(0, str(ROOT))
     base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/beacon")
     server, _, base_name = base.rpartition("/")
@@ -48,9 +66,8 @@ def setup_django(database: str = "beacon_bench") -> None:
     database = database.replace("beacon", base_name.split("?")[0] or "beacon", 1)
     url = f"{server}/{database}"
     os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DEBUG", "1")
+    os.environ.update(production_like())
     os.environ.setdefault("BEACON_VAR_DIR", str(ROOT / "var" / "bench"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "exchange.settings")
     import psycopg
 
     admin_url = f"{server}/postgres"
