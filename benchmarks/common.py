@@ -23,10 +23,28 @@ RESULTS = Path(os.environ.get("BEACON_BENCH_RESULTS") or ROOT / "benchmarks" / "
 SIZES = {"tiny": 0.002, "small": 0.1, "full": 1.0}
 
 
+def _throwaway_signing_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    return (
+        Ed25519PrivateKey.generate()
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+
+
 def production_like() -> dict[str, str]:
     """Settings as an exchange runs them: DEBUG off (Django then keeps no log of every query),
-    a throwaway secret and pepper unless given, plain HTTP, local webhook receivers allowed."""
+    a throwaway secret, pepper and audit signing key unless given, plain HTTP, local webhook
+    receivers allowed."""
     return {
+        "BEACON_AUDIT_SIGNING_KEY": os.environ.get("BEACON_AUDIT_SIGNING_KEY")
+        or _throwaway_signing_key(),
         "DEBUG": "0",
         "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-" + "k" * 50,
         "BEACON_IDENTIFIER_PEPPERS": os.environ.get("BEACON_IDENTIFIER_PEPPERS")
