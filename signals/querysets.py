@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection, models
-from django.db.models import FilteredRelation, Q
+from django.db.models import Q
 from django.db.models.expressions import RawSQL
 
 from exchange import policy
@@ -29,12 +29,10 @@ class SignalQuerySet(models.QuerySet[Any]):
         context: tuple[set[Any], set[Any]] | None = None,
     ) -> SignalQuerySet:
         """What ``visible_to`` answers, plus every signal the member was given before (whose
-        revocation it must learn). The member's disclosure of each row is a join, one index
-        probe per row: as an ``IN`` subquery PostgreSQL hashed all the member's disclosures.
-        ``context`` is ``receiving_context(member)`` when the caller has it already."""
-        return self.annotate(
-            given=FilteredRelation("disclosures", condition=Q(disclosures__member_id=member.pk))
-        ).filter(_visible_q(member, at=at, context=context) | Q(given__isnull=False))
+        revocation it must learn). ``context`` is ``receiving_context(member)`` when the caller
+        has it already. Run it as the outer query: its disclosure test names the signal table,
+        which Django renames inside a subquery."""
+        return self.filter(_visible_q(member, at=at, context=context) | _given_q(member))
 
     def live(self, at: datetime | None = None) -> SignalQuerySet:
         return self.filter(policy.live_q(at))
@@ -55,6 +53,22 @@ def _visible_q(
         include_own=include_own,
         at=at,
     )
+
+
+def _given_q(member: Any) -> Q:
+    """A disclosure of the row to ``member`` exists. PostgreSQL tests the cheap side of the OR
+    first, so only rows the member may not see now cost an index probe; ``OFFSET 0`` keeps it
+    from hashing every disclosure the member ever had instead (seconds per feed page for a
+    member given a million signals)."""
+    sql = _GIVEN_PG if connection.vendor == "postgresql" else _GIVEN
+    return Q(RawSQL(sql, [member.pk], output_field=models.BooleanField()))  # noqa: S611 - fixed SQL
+
+
+_GIVEN = (
+    "EXISTS (SELECT 1 FROM signals_disclosure given"
+    " WHERE given.member_id = %s AND given.signal_id = signals_signal.id)"
+)
+_GIVEN_PG = _GIVEN[:-1] + " OFFSET 0)"
 
 
 def receiving_context(member: Any) -> tuple[set[Any], set[Any]]:
