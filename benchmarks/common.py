@@ -23,7 +23,8 @@ RESULTS = Path(os.environ.get("BEACON_BENCH_RESULTS") or ROOT / "benchmarks" / "
 SIZES = {"tiny": 0.002, "small": 0.1, "full": 1.0}
 
 
-def _throwaway_signing_key() -> str:
+def throwaway_signing_key() -> str:
+    """A fresh Ed25519 private key, PEM, for an audit chain nobody keeps."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -44,7 +45,7 @@ def production_like() -> dict[str, str]:
     receivers allowed."""
     return {
         "BEACON_AUDIT_SIGNING_KEY": os.environ.get("BEACON_AUDIT_SIGNING_KEY")
-        or _throwaway_signing_key(),
+        or throwaway_signing_key(),
         "DEBUG": "0",
         "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-" + "k" * 50,
         "BEACON_IDENTIFIER_PEPPERS": os.environ.get("BEACON_IDENTIFIER_PEPPERS")

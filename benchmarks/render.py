@@ -330,7 +330,8 @@ def readme_text(rows: list[Row], run_info: dict[str, Any], chart_path: str) -> s
     lines = [
         "# Benchmarks",
         "",
-        "Figures from the last `make bench` (PostgreSQL + Redis, the development machine's 2 cores).",
+        "Figures from the last `make bench` (PostgreSQL + Redis, the development machine's 2 cores),",
+        "in production-like settings: DEBUG off, as `benchmarks.common.production_like` sets them.",
         "Each benchmark measures a baseline in the same run — a raw `COPY`, a raw SQL lookup, brute",
         "force or the `threatexchange` library, a receiver fed directly — so the ratios compare",
         "across machines where the absolute figures do not. Targets are DESIGN.md §12. Rendered by",

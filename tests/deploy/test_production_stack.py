@@ -15,11 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection
 from standardwebhooks import Webhook
 
+from benchmarks.common import throwaway_signing_key
 from tests.delivery.receiver import Receiver
 from tests.delivery.stack import RedisServer, database_url, free_port
 
@@ -34,18 +33,6 @@ pytestmark = [
     ),
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def _audit_key_pem() -> str:
-    return (
-        Ed25519PrivateKey.generate()
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode()
-    )
 
 
 class ProductionStack:
@@ -70,7 +57,7 @@ class ProductionStack:
                 "REDIS_URL": redis_url,
                 "BEACON_VAR_DIR": str(tmp / "var"),
                 "BEACON_IDENTIFIER_PEPPERS": "v1:" + uuid.uuid4().hex,
-                "BEACON_AUDIT_SIGNING_KEY": _audit_key_pem(),
+                "BEACON_AUDIT_SIGNING_KEY": throwaway_signing_key(),
                 "BEACON_WEBHOOK_SECRET_KEY": uuid.uuid4().hex * 2,
                 "BEACON_METRICS_TOKEN": self.metrics_token,
                 "BEACON_BIND": f"127.0.0.1:{self.port}",
