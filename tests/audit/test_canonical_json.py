@@ -5,7 +5,7 @@ the exchange verify with a verifier that has only the standard library, and old 
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 
 import pytest
 from hypothesis import given, settings
@@ -43,7 +43,7 @@ def test_canonical_json_is_the_standard_encoders_text(document):
     assert canonical_json(document) == _standard(document)
 
 
-class Colour(str, Enum):
+class Colour(StrEnum):
     RED = "red"
 
 
