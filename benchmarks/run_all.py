@@ -26,8 +26,8 @@ from benchmarks.render import render
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_RESULTS = ROOT / "benchmarks" / "results"
 
-# Sizes for ``make bench`` (about 10 minutes in all on 2 cores, most of it matching at 1M and
-# fan-out at 100k, the sizes the targets in DESIGN.md §12 name), and for ``--size tiny``.
+# Sizes for ``make bench`` (10 to 15 minutes in all on 2 cores, most of it upload and matching at
+# 1M and fan-out at 100k, the sizes the targets in DESIGN.md §12 name), and for ``--size tiny``.
 PLAN: dict[str, dict[str, str]] = {
     "upload": {"bench": "full", "tiny": "tiny"},
     "match": {"bench": "full", "tiny": "tiny"},

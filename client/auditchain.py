@@ -42,8 +42,7 @@ CHAINED_FIELDS = (
 )
 
 
-_CONTAINERS = (dict, list, tuple)
-_CONTAINER_SET = frozenset(_CONTAINERS)
+_CONTAINERS = frozenset({dict, list, tuple})
 # orjson refuses what the standard encoder must decide (str and int subclasses, dataclasses,
 # dates), so those take the standard path with its own answer or error.
 _ORJSON_OPTIONS = (
@@ -61,7 +60,7 @@ _ORJSON_OPTIONS = (
 def holds_float(document: Any) -> bool:
     """Whether a float occurs anywhere in a document of objects, lists and tuples. Walks it a
     level at a time, testing each level's values with one set of their types."""
-    if type(document) not in _CONTAINER_SET:
+    if type(document) not in _CONTAINERS:
         return type(document) is float
     level = [document]
     while level:
@@ -69,7 +68,7 @@ def holds_float(document: Any) -> bool:
         kinds = set(map(type, values))
         if float in kinds:
             return True
-        level = [v for v in values if type(v) in _CONTAINERS] if kinds & _CONTAINER_SET else []
+        level = [v for v in values if type(v) in _CONTAINERS] if kinds & _CONTAINERS else []
     return False
 
 

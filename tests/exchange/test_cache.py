@@ -10,7 +10,7 @@ from django.core.cache import cache
 
 pytestmark = pytest.mark.skipif(
     "redis" not in settings.CACHES["default"]["BACKEND"].lower(),
-    reason="the shared cache is Redis on the PostgreSQL + Redis back end",
+    reason="Redis is the shared cache only in the suite's PostgreSQL + Redis pass, which runs this",
 )
 
 
