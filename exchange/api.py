@@ -240,6 +240,12 @@ class ExchangeApi(APIView):
         except (UnicodeDecodeError, ValueError) as exc:
             raise exceptions.ParseError(str(exc)) from exc
 
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(response, Response):
+            response.add_post_render_callback(_release_after_render)
+        return response
+
     # -- audit of every request ------------------------------------------------------------
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         token = reset_recorded()
@@ -290,6 +296,17 @@ class ExchangeApi(APIView):
     def presented_label(self, request: Any) -> str:
         """Name the credential a refused request presented (never the secret itself)."""
         return _presented_token_label(request)
+
+
+def _release_after_render(response: Any) -> None:
+    """Let a rendered answer go as soon as the server drops it. DRF keeps the response on the
+    view and, while rendering, in its own renderer context, beside the view: reference cycles
+    that leave every answer (a feed page's ten thousand events) to the cyclic collector, which
+    then finds them in bulk. Nothing reads the context or the view's response after rendering."""
+    view = (response.renderer_context or {}).get("view")
+    if view is not None:
+        view.__dict__.pop("response", None)
+    response.renderer_context = {}
 
 
 def _presented_token_label(request: Any) -> str:

@@ -486,10 +486,11 @@ def _disclose(
 ) -> tuple[dict[str, list[int]], set[str]]:
     """Record first disclosures of other members' signals; return the audit's view of them.
     Rows carry their owner's slug; a model instance's owner is loaded."""
-    others = [s for s in signals if s.owner_id != member.pk]
+    member_id = member.pk
+    others = [s for s in signals if s.owner_id != member_id]
     ids = sorted({s.pk for s in others})
     if ids:
-        record_disclosures(member_id=member.pk, signal_ids=ids, channel=channel)
+        record_disclosures(member_id=member_id, signal_ids=ids, channel=channel)
     slugs = {s.owner_slug if isinstance(s, SignalRow) else s.owner.slug for s in others}
     return ({member.slug: ids} if ids else {}), slugs
 
@@ -986,30 +987,33 @@ def signal_match(*, member: Member, purpose: str, items: Any, actor: Actor) -> d
     # Bundle siblings leave with the match: they are disclosed (and audited) too.
     given = {**matched, **{s.pk: s for group in bundles.values() for s in group}}
     totals = feedback_totals(matched)
+    viewer_id = member.pk
     results = []
-    for index, _, canonical, _ in parsed:
-        matches = []
-        for ind_id, dist in sorted(hits.get(index, []), key=lambda h: (h[1] or 0, h[0])):
-            visible = signals_by_indicator.get(ind_id)
-            if not visible:
-                continue
-            entry: dict[str, Any] = {
-                "indicator_id": ind_id,
-                "signals": [_match_signal_out(s, member.pk, totals) for s in visible],
-            }
-            if dist is not None:
-                entry["distance"] = dist
-            entry.update(extras.get((index, ind_id), {}))
-            siblings = _bundle_siblings(visible, bundles)
-            if siblings:
-                entry["bundle"] = siblings
-            matches.append(entry)
-        result: dict[str, Any] = {"index": index, "matches": matches}
-        query_quality = canonical.extra.get("quality")
-        if query_quality is not None:
-            result["low_quality"] = query_quality < settings.BEACON_PDQ_QUALITY_FLOOR
-        results.append(result)
-    disclosed, owners = _disclose(member, given.values(), "match")
+    with _overlapped():
+        # The disclosure insert runs in the database while the answers are built.
+        disclosed, owners = _disclose(member, given.values(), "match")
+        for index, _, canonical, _ in parsed:
+            matches = []
+            for ind_id, dist in sorted(hits.get(index, []), key=lambda h: (h[1] or 0, h[0])):
+                visible = signals_by_indicator.get(ind_id)
+                if not visible:
+                    continue
+                entry: dict[str, Any] = {
+                    "indicator_id": ind_id,
+                    "signals": [_match_signal_out(s, viewer_id, totals) for s in visible],
+                }
+                if dist is not None:
+                    entry["distance"] = dist
+                entry.update(extras.get((index, ind_id), {}))
+                siblings = _bundle_siblings(visible, bundles)
+                if siblings:
+                    entry["bundle"] = siblings
+                matches.append(entry)
+            result: dict[str, Any] = {"index": index, "matches": matches}
+            query_quality = canonical.extra.get("quality")
+            if query_quality is not None:
+                result["low_quality"] = query_quality < settings.BEACON_PDQ_QUALITY_FLOOR
+            results.append(result)
     audit.record(
         actor=actor,
         action=AuditAction.SIGNAL_MATCH,
@@ -1141,6 +1145,7 @@ def signal_feed(
     upserts = [s for s, (held,) in zip(rows, flags, strict=True) if held]
     totals = feedback_totals([s.pk for s in upserts])
     events: list[dict[str, Any]] = []
+    viewer_id = member.pk
     with _overlapped():
         # The disclosure insert runs in the database while the events are built.
         disclosed, owners = _disclose(member, upserts, "feed")
@@ -1150,7 +1155,7 @@ def signal_feed(
                     {
                         "seq": s.seq,
                         "op": "upsert",
-                        "signal": signal_out(s, viewer_id=member.pk, feedback=totals.get(s.pk)),
+                        "signal": signal_out(s, viewer_id=viewer_id, feedback=totals.get(s.pk)),
                     }
                 )
             elif s.seq > replay_until:

@@ -159,3 +159,38 @@ def test_health_reports_a_dead_database_as_503(tmp_path):
     assert result["status"] == 503
     assert result["body"]["database"].startswith("down")
     assert result["body"]["status"] == "unavailable"
+
+
+def test_an_answer_is_freed_when_the_server_lets_it_go(api_for, issue_token, member_a, member_b):
+    """DRF's view keeps its response and the response's renderer context keeps the view. The
+    base view breaks that cycle, so a large answer (a feed page, a match) is freed as soon as
+    the server drops the response, not left for the cyclic collector to find in bulk."""
+    import gc
+    import weakref
+
+    from django.test import RequestFactory
+    from django.test.client import ClientHandler
+
+    from tests.signals.conftest import item
+
+    shared = api_for(member_a).post(
+        "/api/v1/signals", {"items": [item()]}, format="json", HTTP_IDEMPOTENCY_KEY="freed"
+    )
+    assert shared.status_code == 201, shared.content
+    feed = RequestFactory().get(
+        "/api/v1/feed",
+        {"purpose": "detection"},
+        HTTP_AUTHORIZATION=f"Bearer {issue_token(member_b)}",
+    )
+    # ClientHandler serves a request as a WSGI server does, without the test client's extras.
+    handler = ClientHandler()
+    gc.collect()
+    gc.disable()
+    try:
+        response = handler(feed.environ)
+        assert [e["op"] for e in json.loads(response.content)["events"]] == ["upsert"]
+        answer = weakref.ref(response)
+        del response
+        assert answer() is None
+    finally:
+        gc.enable()
