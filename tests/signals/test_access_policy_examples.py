@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from accounts.models import MemberKind
+from accounts.models import Attestation, MemberAttestation, MemberKind
 from accounts.services import member_activate, member_suspend
+from signals.models import Category
 from tests.conftest import SYSTEM, assert_problem, make_member
 from tests.signals.conftest import digest, item
 
@@ -28,6 +29,20 @@ def test_example_1_suspension_refuses_the_next_request(api_for, outsider):
     assert_problem(client.get("/api/v1/me"), 401)
     member_activate(member=outsider, actor=SYSTEM)
     assert client.get("/api/v1/me").status_code == 200
+
+
+def test_example_1b_without_the_agreement_a_member_reads_nothing(
+    upload, api_for, member_a, outsider
+):
+    Category.objects.create(code="other.open", name="Open", required_attestations=[])
+    client = api_for(outsider)
+    sid = upload(member_a, [item(category="other.open")]).json()["signals"][0]["id"]
+    assert matched_ids(client, item()["value"]) == [sid]
+    MemberAttestation.objects.filter(member=outsider, kind=Attestation.AGREEMENT).delete()
+    assert client.get("/api/v1/me").status_code == 200  # still active: only the policy refuses
+    assert matched_ids(client, item()["value"]) == []
+    assert_problem(client.get(f"/api/v1/signals/{sid}"), 404)
+    assert client.get("/api/v1/feed?purpose=detection").json()["events"] == []
 
 
 def test_example_2_retraction_hides_the_signal_from_others_not_the_owner(
