@@ -208,9 +208,10 @@ class Disclosure(models.Model):
     tombstones reach exactly the members that received a signal, and no one else.
 
     Written by the thousand per feed page, from ids just read in the same transaction, so the
-    database checks no foreign keys here and keeps no index of its own on ``member`` (the unique
-    constraint leads with it); decision 0005."""
+    database checks no foreign keys here, and its key is the pair itself: no surrogate id and
+    no index of its own on ``member`` (the key leads with it); decision 0005."""
 
+    pk = models.CompositePrimaryKey("member", "signal")
     member = models.ForeignKey(
         Member,
         on_delete=models.CASCADE,
@@ -223,13 +224,6 @@ class Disclosure(models.Model):
     )
     channel = models.CharField(max_length=16)
     first_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["member", "signal"], name="disclosure_unique_member_signal"
-            )
-        ]
 
     def __str__(self) -> str:
         return f"signal {self.signal_id} → {self.member_id}"
