@@ -155,9 +155,9 @@ def main() -> None:
     # The exchange's paging rate is request to rendered answer; parsing the answer is the
     # client's work, on the client's machine, and is reported beside it. Here the client shares
     # the exchange's process, so it parses with the collector paused and lets each page go
-    # before asking for the next: the pages it parses would otherwise promote tens of thousands
-    # of objects a page into the collector's oldest generation and start full collections
-    # inside the exchange's requests, which no exchange process serving a remote client pays.
+    # before asking for the next. Otherwise the collections its parsing starts would do part of
+    # the exchange's own collecting outside the timed request, and its pages would lengthen
+    # the collections inside it; with a remote client, neither happens.
     feed_events, cursor, serve_seconds, parse_seconds = 0, None, 0.0, 0.0
     more = True
     while more:
