@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from benchmarks.common import parse_args, setup_django, write_results
+from benchmarks.common import Server, parse_args, setup_django, write_results
 
 PAGE = 1000
 
@@ -27,7 +27,6 @@ def main() -> None:
 
 
 def run(size: int) -> dict[str, Any]:
-    from django.test import Client
 
     from accounts.models import Attestation
     from accounts.services import member_create, token_issue
@@ -65,12 +64,12 @@ def run(size: int) -> dict[str, Any]:
         member=reader, scopes=["signals:read"], purposes=["detection"], actor=actor
     ).plaintext
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
-    client = Client()
+    client = Server()
 
     def feed() -> int:
         seen, params = 0, {"purpose": "detection", "limit": PAGE}
         while True:
-            body = client.get("/api/v1/feed", params, **auth).json()
+            body = json.loads(client.get("/api/v1/feed", params, **auth).content)
             seen += sum(1 for e in body["events"] if e["op"] == "upsert")
             if not body["more"]:
                 return seen
@@ -80,7 +79,7 @@ def run(size: int) -> dict[str, Any]:
         url = f"/taxii2/beacon/collections/{ALL_COLLECTION_ID}/objects/"
         seen, params = 0, {"limit": PAGE}
         while True:
-            body = client.get(url, params, HTTP_ACCEPT=TAXII_MEDIA_TYPE, **auth).json()
+            body = json.loads(client.get(url, params, HTTP_ACCEPT=TAXII_MEDIA_TYPE, **auth).content)
             seen += sum(1 for o in body.get("objects", []) if o["type"] == "indicator")
             if not body["more"]:
                 return seen
