@@ -9,7 +9,6 @@ rendered answer (the client's parsing of each page is timed and reported beside 
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import random
@@ -39,6 +38,7 @@ def main() -> None:
     from exchange.audit import Actor
     from exchange.audit import log as audit_log
     from signals import peppers
+    from signals.bulk import gc_paused
     from tests.conftest import make_member
 
     n = args.rows
@@ -163,11 +163,8 @@ def main() -> None:
         start = time.perf_counter()
         response = client.get(url, HTTP_AUTHORIZATION=f"Bearer {feed_token}")
         parsed_at = time.perf_counter()
-        gc.disable()
-        try:
+        with gc_paused():
             body = json.loads(response.content)
-        finally:
-            gc.enable()
         serve_seconds += parsed_at - start
         parse_seconds += time.perf_counter() - parsed_at
         feed_events += len(body["events"])

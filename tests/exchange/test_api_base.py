@@ -168,29 +168,22 @@ def test_an_answer_is_freed_when_the_server_lets_it_go(api_for, issue_token, mem
     import gc
     import weakref
 
-    from django.test import RequestFactory
-    from django.test.client import ClientHandler
-
+    from benchmarks.common import Server
+    from signals.bulk import gc_paused
     from tests.signals.conftest import item
 
     shared = api_for(member_a).post(
         "/api/v1/signals", {"items": [item()]}, format="json", HTTP_IDEMPOTENCY_KEY="freed"
     )
     assert shared.status_code == 201, shared.content
-    feed = RequestFactory().get(
-        "/api/v1/feed",
-        {"purpose": "detection"},
-        HTTP_AUTHORIZATION=f"Bearer {issue_token(member_b)}",
-    )
-    # ClientHandler serves a request as a WSGI server does, without the test client's extras.
-    handler = ClientHandler()
+    token = issue_token(member_b)
+    server = Server()  # serves a request as a WSGI server does, without the test client's extras
     gc.collect()
-    gc.disable()
-    try:
-        response = handler(feed.environ)
+    with gc_paused():
+        response = server.get(
+            "/api/v1/feed", {"purpose": "detection"}, HTTP_AUTHORIZATION=f"Bearer {token}"
+        )
         assert [e["op"] for e in json.loads(response.content)["events"]] == ["upsert"]
         answer = weakref.ref(response)
         del response
         assert answer() is None
-    finally:
-        gc.enable()
