@@ -7,8 +7,10 @@ module raises an alert when a member's matched values in the current hour pass b
 over the previous 24 hours. The alert is an audit event (``match.volume_alert``, actor the
 exchange, target the member) and a WARNING log line, once per member and hour.
 
-Counters live in the shared cache (Redis in production), so every web process adds to the
-same figures. Losing them (cache flushed) only delays an alert; it never refuses a request.
+Counters live in Redis in production, so every web process adds to the same figures: a match
+request counts itself, adds its values and reads the last day's figures in one round trip. The
+embedded back end keeps them in Django's cache. Losing them (Redis flushed) only delays an
+alert; it never refuses a request.
 """
 
 from __future__ import annotations
@@ -44,13 +46,31 @@ def _add(key: str, amount: int) -> int:
         return amount
 
 
-def hourly_counts(member_id: int, *, now: float | None = None) -> tuple[int, list[int]]:
-    """This hour's matched values and those of the previous 24 hours (oldest last)."""
-    hour = int((now or time.time()) // 3600)
+def _count(member_id: int, hour: int, values: int) -> tuple[int, list[int]]:
+    """Count the request in the metrics and add ``values`` to the member's figure for this
+    hour; return that figure and those of the previous 24 hours."""
     keys = [_key(member_id, hour - i) for i in range(HISTORY_HOURS + 1)]
-    found = cache.get_many(keys)
-    counts = [int(found.get(k) or 0) for k in keys]
-    return counts[0], counts[1:]
+    client = metrics.redis_client()
+    if client is None:
+        metrics.count(match_requests=1, match_values=values)
+        found = cache.get_many(keys[1:])
+        return _add(keys[0], values), [int(found.get(k) or 0) for k in keys[1:]]
+    pipe = client.pipeline(transaction=False)
+    metrics.count_in(pipe, match_requests=1, match_values=values)
+    pipe.incrby(keys[0], values)
+    pipe.expire(keys[0], _KEEP_SECONDS)
+    pipe.mget(keys[1:])
+    *_, current, _, history = pipe.execute()
+    return int(current), [int(v or 0) for v in history]
+
+
+def _first_alert(member_id: int, hour: int) -> bool:
+    """Whether this is the member's first alert of the hour (and mark it raised)."""
+    key, ttl = f"beacon:matchvol-alerted:{member_id}:{hour}", 2 * 3600
+    client = metrics.redis_client()
+    if client is None:
+        return bool(cache.add(key, 1, ttl))
+    return bool(client.set(key, 1, nx=True, ex=ttl))
 
 
 def threshold(history: list[int]) -> float:
@@ -67,16 +87,13 @@ def match_volume_observe(
 
     Called by the match services after they have audited the match itself. Returns whether
     this call raised the alert."""
-    metrics.count(match_requests=1, match_values=max(values, 0))
     if values <= 0 or member is None:
+        metrics.count(match_requests=1, match_values=max(values, 0))
         return False
     hour = int((now or time.time()) // 3600)
-    current = _add(_key(member.pk, hour), values)
-    _, history = hourly_counts(member.pk, now=now)
+    current, history = _count(member.pk, hour, values)
     limit = threshold(history)
-    if current <= limit:
-        return False
-    if not cache.add(f"beacon:matchvol-alerted:{member.pk}:{hour}", 1, 2 * 3600):
+    if current <= limit or not _first_alert(member.pk, hour):
         return False
     baseline = sum(history) / len(history)
     logger.warning(

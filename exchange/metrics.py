@@ -43,7 +43,10 @@ _local_lock = threading.Lock()
 _client: Any = None
 
 
-def _redis() -> Any:
+def redis_client() -> Any:
+    """The process's Redis client for shared counters (this module's and the match-volume
+    counters), short timeouts so a slow Redis costs a figure rather than a request; ``None`` on
+    the embedded back end."""
     global _client
     if not settings.REDIS_URL:
         return None
@@ -56,9 +59,17 @@ def _redis() -> Any:
     return _client
 
 
+def _queue(pipe: Any, increments: Iterable[tuple[str, str, float]]) -> None:
+    for family, field, amount in increments:
+        if float(amount).is_integer():
+            pipe.hincrby(family, field, int(amount))
+        else:
+            pipe.hincrbyfloat(family, field, amount)
+
+
 def _add(increments: Iterable[tuple[str, str, float]]) -> None:
     """Add ``(hash, field, amount)`` increments to the shared counters."""
-    client = _redis()
+    client = redis_client()
     if client is None:
         with _local_lock:
             for family, field, amount in increments:
@@ -66,18 +77,14 @@ def _add(increments: Iterable[tuple[str, str, float]]) -> None:
         return
     try:
         pipe = client.pipeline(transaction=False)
-        for family, field, amount in increments:
-            if float(amount).is_integer():
-                pipe.hincrby(family, field, int(amount))
-            else:
-                pipe.hincrbyfloat(family, field, amount)
+        _queue(pipe, increments)
         pipe.execute()
     except Exception as exc:  # noqa: BLE001 - a lost figure never fails a request
         logger.debug("metrics not recorded: %s", type(exc).__name__)
 
 
 def _read(family: str) -> dict[str, float]:
-    client = _redis()
+    client = redis_client()
     if client is None:
         with _local_lock:
             return dict(_local[family])
@@ -90,7 +97,7 @@ def _read(family: str) -> dict[str, float]:
 
 def reset() -> None:
     """Forget every counter (tests)."""
-    client = _redis()
+    client = redis_client()
     if client is not None:
         client.delete(_REQUESTS, _LATENCY, _COUNTERS)
     with _local_lock:
@@ -100,6 +107,12 @@ def reset() -> None:
 def count(**amounts: float) -> None:
     """Add to plain counters (names in ``COUNTERS``), exposed as ``beacon_<name>_total``."""
     _add([(_COUNTERS, name, amount) for name, amount in amounts.items()])
+
+
+def count_in(pipe: Any, **amounts: float) -> None:
+    """``count`` queued on a pipeline of ``redis_client()`` that the caller runs with its own
+    commands, saving a round trip."""
+    _queue(pipe, [(_COUNTERS, name, amount) for name, amount in amounts.items()])
 
 
 def count_outcome(name: str, outcome: str) -> None:

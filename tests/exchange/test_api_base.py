@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
@@ -109,6 +110,32 @@ def test_throttling_answers_429_with_retry_after(api_for, member_a, settings):
         assert int(response["Retry-After"]) >= 1
         assert body["type"].endswith("rate-limited")
     cache.clear()
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="quotas shared between processes live in Redis")
+def test_a_quota_holds_when_requests_arrive_together(member_a, issue_token):
+    """Twenty requests at once against a quota of eight: exactly eight are let through, and the
+    ninth is told to wait about as long as the window is."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rest_framework.test import APIRequestFactory
+
+    from accounts.models import ApiToken
+    from exchange.api import TokenRateThrottle
+
+    raw = issue_token(member_a)
+    token = ApiToken.objects.get(prefix=raw[:12])
+    request = APIRequestFactory().get("/api/v1/me")
+    request.auth = token
+    with override_settings(BEACON_THROTTLE_RATE="8/hour"):
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            allowed = list(
+                pool.map(lambda _: TokenRateThrottle().allow_request(request, None), range(20))
+            )
+        assert allowed.count(True) == 8
+        throttle = TokenRateThrottle()
+        assert not throttle.allow_request(request, None)
+        assert 3590 <= throttle.wait() <= 3600
 
 
 def test_every_request_leaves_an_audit_event_refused_ones_too(api_for, member_a, client):
