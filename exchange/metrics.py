@@ -44,9 +44,9 @@ _client: Any = None
 
 
 def redis_client() -> Any:
-    """The process's Redis client for shared counters (this module's and the match-volume
-    counters), short timeouts so a slow Redis costs a figure rather than a request; ``None`` on
-    the embedded back end."""
+    """The process's Redis client for figures shared between processes (these counters, the
+    request quotas and the match-volume counters), with short timeouts; ``None`` on the
+    embedded back end."""
     global _client
     if not settings.REDIS_URL:
         return None
