@@ -71,7 +71,6 @@ if redis.call('ZCARD', KEYS[1]) < limit then
 end
 return redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
 """
-_scripts: dict[int, Any] = {}
 
 
 class TokenRateThrottle(SimpleRateThrottle):
@@ -95,11 +94,8 @@ class TokenRateThrottle(SimpleRateThrottle):
         key = self.get_cache_key(request, view)
         if key is None:
             return True
-        script = _scripts.get(id(client))
-        if script is None:
-            script = _scripts[id(client)] = client.register_script(_SLIDING_LOG)
         self.now = self.timer()
-        oldest = script(
+        oldest = client.register_script(_SLIDING_LOG)(
             keys=[f"beacon:{key}"],
             args=[self.now, self.duration, self.num_requests, f"{self.now}:{secrets.token_hex(4)}"],
         )
